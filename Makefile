@@ -1,0 +1,86 @@
+# modeldeploy — developer and CI entry points.
+# Everything a fresh machine needs is installed by `make install` (called by test/demo).
+
+SHELL        := /bin/bash
+PYTHON       ?= python3.11
+VENV         := .venv
+PY           := $(VENV)/bin/python
+CACHE        := .cache
+CLUSTER_BIN  := $(CACHE)/cluster/bin
+KUBE_RELEASE := $(shell cat tests/cluster/controlplane/KUBE_VERSION 2>/dev/null | sed 's/^v//')
+APT_PACKAGES := prometheus nginx-light lua5.4 wrk openssl
+PYTEST       := $(PY) -m pytest
+
+.PHONY: help install install-system install-python cluster-build test test-unit test-serving test-api \
+        test-e2e lint crds crds-check bench demo cluster-up cluster-down cluster-gomod kind-up kind-down clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+install: install-system install-python cluster-build ## install everything a fresh machine needs
+
+install-system: ## Debian packages (Prometheus, nginx for the benchmark baseline, Lua)
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+install-python: $(PY) ## the modeldeploy package (editable) with test tools, in .venv
+	$(PY) -m pip install -q -e '.[test]'
+
+cluster-build: ## build (or reuse) the local control plane: kube-apiserver, controller-manager, scheduler, kubectl, etcd, KWOK
+	bash tests/cluster/build.sh
+
+cluster-gomod: ## regenerate tests/cluster/controlplane/go.mod for KUBE_RELEASE (e.g. make cluster-gomod KUBE_RELEASE=1.34.4)
+	$(PYTHON) tests/cluster/gen_gomod.py $(KUBE_RELEASE)
+	cd tests/cluster/controlplane && GOMODCACHE=$(CURDIR)/$(CACHE)/go/mod GOFLAGS=-mod=mod go mod tidy
+
+test: install ## run every test layer (unit, serving, api, e2e) — the command CI runs
+	$(PYTEST) tests
+
+test-unit: install-python ## fast unit tests only (seconds)
+	$(PYTEST) tests/unit
+
+test-serving: install ## sidecar + BentoML + Prometheus integration tests
+	$(PYTEST) tests/serving
+
+test-api: install ## tests on the real local API server
+	$(PYTEST) tests/api
+
+test-e2e: install ## end-to-end rollouts
+	$(PYTEST) tests/e2e
+
+lint: install-python ## ruff + mypy
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy operator serving tests
+
+crds: install-python ## regenerate crds/ from the pydantic API types
+	$(PY) -m modeldeploy.operator.api.crdgen crds/modeldeployment.yaml
+
+bench: install ## benchmarks; writes docs/benchmarks.md
+	$(PY) -m bench.run
+
+demo: install ## the local demo: canary promoted, then a bad revision rolled back
+	$(PY) -m demo.run
+
+cluster-up: cluster-build ## start the local control plane for a person (prints the KUBECONFIG line)
+	$(PY) -m tests.cluster.localcluster up
+
+cluster-down: ## stop the local control plane started by cluster-up
+	$(PY) -m tests.cluster.localcluster down
+
+kind-up: ## for users with Docker: a kind cluster with the CRD installed (not used by CI)
+	kind create cluster --name modeldeploy
+	kubectl apply --server-side -f crds/
+
+kind-down: ## delete the kind cluster
+	kind delete cluster --name modeldeploy
+
+clean: ## remove build outputs (keeps the Go caches in .cache/go)
+	rm -rf $(CLUSTER_BIN) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

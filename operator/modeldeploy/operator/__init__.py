@@ -1,0 +1,1 @@
+"""modeldeploy control plane: the kopf operator, its API types, planner and analysis."""

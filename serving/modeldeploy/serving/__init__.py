@@ -1,0 +1,1 @@
+"""modeldeploy data plane: the serving sidecar and the routing table it shares with the operator."""

@@ -1,0 +1,15 @@
+"""Map the `modeldeploy` namespace, which is split over operator/ and serving/, for setuptools.
+
+Metadata lives in pyproject.toml; this file only tells setuptools where each package is.
+"""
+
+from setuptools import find_namespace_packages, setup
+
+packages: list[str] = []
+package_dir: dict[str, str] = {}
+for root in ("operator", "serving"):
+    for package in find_namespace_packages(root, include=["modeldeploy.*"]):
+        packages.append(package)
+        package_dir[package] = f"{root}/{package.replace('.', '/')}"
+
+setup(packages=packages, package_dir=package_dir, package_data={"": ["*.yaml", "*.json", "*.lua"]})

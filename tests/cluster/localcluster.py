@@ -1,0 +1,388 @@
+"""A real Kubernetes control plane on loopback, for tests and the local demo.
+
+Processes (all from the binaries `tests/cluster/build.sh` builds from upstream Go modules):
+embedded etcd, kube-apiserver, kube-controller-manager, kube-scheduler and KWOK, which
+plays the kubelet for one fake Node so Pods become Running and Ready without containers.
+
+Admin access is a static token in the `system:masters` group, written into a kubeconfig.
+
+    with LocalCluster.start() as cluster:      # waits for /readyz and a Ready node
+        print(cluster.kubeconfig)
+
+CLI (used by `make cluster-up` / `make cluster-down`):
+
+    python -m tests.cluster.localcluster up      # starts in the background, prints KUBECONFIG=...
+    python -m tests.cluster.localcluster down
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("MODELDEPLOY_CACHE", ROOT / ".cache"))
+BIN = CACHE / "cluster" / "bin"
+STATE_DIR = CACHE / "cluster" / "run"
+FAKE_NODE = "kwok-node-0"
+SERVICE_CIDR = "10.96.0.0/16"
+POD_CIDR = "10.244.0.0/16"
+
+
+class ClusterError(RuntimeError):
+    """The local control plane could not be built, started or reached."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def build(quiet: bool = False) -> None:
+    """Build the binaries, or reuse the cached build (tests/cluster/build.sh decides)."""
+    out = subprocess.run(
+        ["bash", str(ROOT / "tests" / "cluster" / "build.sh")],
+        capture_output=quiet,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise ClusterError(f"control-plane build failed (exit {out.returncode}):\n{out.stdout}{out.stderr}")
+
+
+@dataclass
+class LocalCluster:
+    workdir: Path
+    etcd_port: int
+    apiserver_port: int
+    token: str
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    owns_workdir: bool = False
+
+    # ---- paths and addresses -------------------------------------------------------------
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.apiserver_port}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.workdir / "kubeconfig"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.workdir / "pki" / "apiserver.crt"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.workdir / "logs"
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run the kubectl built with the control plane (matching minor version) against this cluster."""
+        return subprocess.run(
+            [str(BIN / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            check=check,
+            input=input,
+        )
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    @classmethod
+    def start(cls, workdir: Path | None = None, *, timeout: float = 120.0) -> LocalCluster:
+        for binary in ("controlplane", "kwok"):
+            if not (BIN / binary).exists():
+                raise ClusterError(f"{BIN / binary} is missing: run `make cluster-build` first")
+        owns = workdir is None
+        wd = Path(tempfile.mkdtemp(prefix="modeldeploy-cluster-")) if workdir is None else workdir
+        wd.mkdir(parents=True, exist_ok=True)
+        cluster = cls(
+            workdir=wd,
+            etcd_port=free_port(),
+            apiserver_port=free_port(),
+            token=secrets.token_hex(16),
+            owns_workdir=owns,
+        )
+        try:
+            cluster._boot(timeout)
+        except BaseException:
+            cluster.stop()
+            raise
+        return cluster
+
+    def _boot(self, timeout: float) -> None:
+        started = time.monotonic()
+        deadline = started + timeout
+        self.log_dir.mkdir(exist_ok=True)
+        pki = self.workdir / "pki"
+        pki.mkdir(exist_ok=True)
+        sa_key = pki / "sa.key"
+        subprocess.run(
+            ["openssl", "genrsa", "-out", str(sa_key), "2048"], check=True, capture_output=True
+        )
+        tokens = self.workdir / "tokens.csv"
+        tokens.write_text(f'{self.token},admin,admin-uid,"system:masters"\n')
+        tokens.chmod(0o600)
+
+        etcd_url = f"http://127.0.0.1:{self.etcd_port}"
+        self._spawn(
+            "etcd",
+            [
+                str(BIN / "controlplane"), "etcd",
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client={etcd_url}",
+                f"--listen-peer=http://127.0.0.1:{free_port()}",
+            ],
+        )
+        self._wait(f"{etcd_url}/health", deadline, "etcd", auth=False)
+
+        self._spawn(
+            "kube-apiserver",
+            [
+                str(BIN / "controlplane"), "kube-apiserver",
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.apiserver_port}",
+                f"--cert-dir={pki}",
+                f"--token-auth-file={tokens}",
+                "--authorization-mode=RBAC",
+                f"--service-account-key-file={sa_key}",
+                f"--service-account-signing-key-file={sa_key}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--allow-privileged=true",
+                "--profiling=false",
+                "--enable-priority-and-fairness=false",
+                "--event-ttl=1h",
+            ],
+        )
+        self._wait(f"{self.server}/readyz", deadline, "kube-apiserver", auth=True)
+        self._write_kubeconfig()
+
+        self._spawn(
+            "kube-controller-manager",
+            [
+                str(BIN / "controlplane"), "kube-controller-manager",
+                f"--kubeconfig={self.kubeconfig}",
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                f"--service-account-private-key-file={sa_key}",
+                f"--root-ca-file={self.ca_file}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--use-service-account-credentials=false",
+                "--controllers=*,-csrsigning,-nodeipam",
+                "--concurrent-deployment-syncs=10",
+                "--concurrent-replicaset-syncs=10",
+                "--concurrent-gc-syncs=20",
+            ],
+        )
+        self._spawn(
+            "kube-scheduler",
+            [
+                str(BIN / "controlplane"), "kube-scheduler",
+                f"--kubeconfig={self.kubeconfig}",
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+            ],
+        )
+        self._spawn(
+            "kwok",
+            [
+                str(BIN / "kwok"),
+                f"--kubeconfig={self.kubeconfig}",
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                f"--cidr={POD_CIDR}",
+                "--node-ip=127.0.0.1",
+                "--node-lease-duration-seconds=40",
+                f"--server-address=127.0.0.1:{free_port()}",
+            ],
+        )
+        self.kubectl("apply", "-f", "-", input=yaml.safe_dump(fake_node_manifest()))
+        self._wait_node_ready(deadline)
+        self.started_in = time.monotonic() - started
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        self.processes[name] = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        log.close()
+
+    def _check_alive(self) -> None:
+        for name, proc in self.processes.items():
+            if proc.poll() is not None:
+                tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-3000:]
+                raise ClusterError(f"{name} exited with {proc.returncode}; last log lines:\n{tail}")
+
+    def _wait(self, url: str, deadline: float, what: str, *, auth: bool) -> None:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE  # the serving cert does not exist until the server has started
+        last = ""
+        while time.monotonic() < deadline:
+            self._check_alive()
+            req = urllib.request.Request(url)
+            if auth:
+                req.add_header("Authorization", f"Bearer {self.token}")
+            try:
+                with urllib.request.urlopen(req, timeout=2, context=ctx if url.startswith("https") else None) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, OSError) as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        raise ClusterError(f"{what} not ready at {url} before the deadline ({last})")
+
+    def _wait_node_ready(self, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            self._check_alive()
+            out = self.kubectl(
+                "get", "node", FAKE_NODE, "-o",
+                'jsonpath={.status.conditions[?(@.type=="Ready")].status}', check=False,
+            )
+            if out.stdout.strip() == "True":
+                return
+            time.sleep(0.3)
+        raise ClusterError(f"node {FAKE_NODE} did not become Ready (is KWOK running? see {self.log_dir})")
+
+    def _write_kubeconfig(self) -> None:
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {"name": "modeldeploy-local",
+                 "cluster": {"server": self.server, "certificate-authority": str(self.ca_file)}}
+            ],
+            "users": [{"name": "admin", "user": {"token": self.token}}],
+            "contexts": [
+                {"name": "modeldeploy-local",
+                 "context": {"cluster": "modeldeploy-local", "user": "admin", "namespace": "default"}}
+            ],
+            "current-context": "modeldeploy-local",
+        }
+        self.kubeconfig.write_text(yaml.safe_dump(config))
+        self.kubeconfig.chmod(0o600)
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Stop components in reverse start order; SIGTERM first, SIGKILL after `grace` seconds."""
+        for name in reversed(list(self.processes)):
+            proc = self.processes[name]
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(grace)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+        self.processes.clear()
+        if self.owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> LocalCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def fake_node_manifest() -> dict[str, Any]:
+    """One Node that KWOK manages (it heartbeats it and marks its Pods Running/Ready)."""
+    capacity = {"cpu": "64", "memory": "256Gi", "pods": "1000"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": FAKE_NODE,
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {"kubernetes.io/hostname": FAKE_NODE, "kubernetes.io/os": "linux", "type": "kwok"},
+        },
+        "status": {"allocatable": capacity, "capacity": capacity},
+    }
+
+
+@contextlib.contextmanager
+def running_cluster() -> Iterator[LocalCluster]:
+    build(quiet=True)
+    cluster = LocalCluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+# ---- CLI for people: make cluster-up / cluster-down ----------------------------------------
+def _cmd_up() -> int:
+    if (STATE_DIR / "state.json").exists():
+        print(f"a cluster is already up (state in {STATE_DIR}); run `make cluster-down` first", file=sys.stderr)
+        return 1
+    build()
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    cluster = LocalCluster.start(STATE_DIR)
+    state = {name: proc.pid for name, proc in cluster.processes.items()}
+    (STATE_DIR / "state.json").write_text(json.dumps({"pids": state, "server": cluster.server}))
+    print(f"control plane up in {cluster.started_in:.1f}s at {cluster.server}; logs in {cluster.log_dir}")
+    print(f"export KUBECONFIG={cluster.kubeconfig}")
+    print(f"kubectl: {BIN / 'kubectl'} (matches the server's minor version)")
+    return 0
+
+
+def _cmd_down() -> int:
+    state_file = STATE_DIR / "state.json"
+    if not state_file.exists():
+        print("no local cluster is up")
+        return 0
+    pids: dict[str, int] = json.loads(state_file.read_text())["pids"]
+    for name, pid in reversed(list(pids.items())):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+            for _ in range(100):
+                os.killpg(pid, 0)
+                time.sleep(0.1)
+            print(f"{name} did not stop after 10s, killing", file=sys.stderr)
+            os.killpg(pid, signal.SIGKILL)
+    shutil.rmtree(STATE_DIR, ignore_errors=True)
+    print("local cluster stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=["up", "down", "build"])
+    args = parser.parse_args(argv)
+    if args.action == "build":
+        build()
+        return 0
+    return _cmd_up() if args.action == "up" else _cmd_down()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
