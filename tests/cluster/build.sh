@@ -15,7 +15,7 @@ inputs_hash() {
      kwok/go.mod kwok/go.sum build.sh; go version) | sha256sum | cut -c1-16
 }
 want=$(inputs_hash)
-if [[ -x $bin/controlplane && -x $bin/kwok && "$(cat "$bin/.stamp" 2>/dev/null)" == "$want" ]]; then
+if [[ -x $bin/controlplane && -x $bin/kwok && -f $bin/kwok-stages.yaml && "$(cat "$bin/.stamp" 2>/dev/null)" == "$want" ]]; then
   echo "control plane: cached build $want in $bin"
   exit 0
 fi
@@ -31,6 +31,14 @@ echo "control plane: building Kubernetes $kube_version (first build takes a whil
 (cd "$here/controlplane" && go build -trimpath -ldflags "-s -w $ldflags" -o "$bin/controlplane.new" .)
 echo "control plane: building KWOK"
 (cd "$here/kwok" && go build -trimpath -ldflags "-s -w" -o "$bin/kwok.new" sigs.k8s.io/kwok/cmd/kwok)
+# KWOK's controller needs Stage configs (what happens to nodes and pods); take the "fast"
+# node/pod stages and the lease heartbeat from the KWOK module itself.
+kwok_dir=$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
+for stage in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease \
+             pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
+  cat "$kwok_dir/kustomize/stage/$stage.yaml"
+  echo "---"
+done > "$bin/kwok-stages.yaml"
 mv "$bin/controlplane.new" "$bin/controlplane"
 mv "$bin/kwok.new" "$bin/kwok"
 for name in kube-apiserver kube-controller-manager kube-scheduler kubectl etcd; do

@@ -96,7 +96,9 @@ class LocalCluster:
     def log_dir(self) -> Path:
         return self.workdir / "logs"
 
-    def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run the kubectl built with the control plane (matching minor version) against this cluster."""
         return subprocess.run(
             [str(BIN / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
@@ -136,9 +138,7 @@ class LocalCluster:
         pki = self.workdir / "pki"
         pki.mkdir(exist_ok=True)
         sa_key = pki / "sa.key"
-        subprocess.run(
-            ["openssl", "genrsa", "-out", str(sa_key), "2048"], check=True, capture_output=True
-        )
+        subprocess.run(["openssl", "genrsa", "-out", str(sa_key), "2048"], check=True, capture_output=True)
         tokens = self.workdir / "tokens.csv"
         tokens.write_text(f'{self.token},admin,admin-uid,"system:masters"\n')
         tokens.chmod(0o600)
@@ -147,7 +147,8 @@ class LocalCluster:
         self._spawn(
             "etcd",
             [
-                str(BIN / "controlplane"), "etcd",
+                str(BIN / "controlplane"),
+                "etcd",
                 f"--data-dir={self.workdir / 'etcd'}",
                 f"--listen-client={etcd_url}",
                 f"--listen-peer=http://127.0.0.1:{free_port()}",
@@ -158,7 +159,8 @@ class LocalCluster:
         self._spawn(
             "kube-apiserver",
             [
-                str(BIN / "controlplane"), "kube-apiserver",
+                str(BIN / "controlplane"),
+                "kube-apiserver",
                 f"--etcd-servers={etcd_url}",
                 "--bind-address=127.0.0.1",
                 "--advertise-address=127.0.0.1",
@@ -182,7 +184,8 @@ class LocalCluster:
         self._spawn(
             "kube-controller-manager",
             [
-                str(BIN / "controlplane"), "kube-controller-manager",
+                str(BIN / "controlplane"),
+                "kube-controller-manager",
                 f"--kubeconfig={self.kubeconfig}",
                 f"--authentication-kubeconfig={self.kubeconfig}",
                 f"--authorization-kubeconfig={self.kubeconfig}",
@@ -202,7 +205,8 @@ class LocalCluster:
         self._spawn(
             "kube-scheduler",
             [
-                str(BIN / "controlplane"), "kube-scheduler",
+                str(BIN / "controlplane"),
+                "kube-scheduler",
                 f"--kubeconfig={self.kubeconfig}",
                 f"--authentication-kubeconfig={self.kubeconfig}",
                 f"--authorization-kubeconfig={self.kubeconfig}",
@@ -215,6 +219,7 @@ class LocalCluster:
             "kwok",
             [
                 str(BIN / "kwok"),
+                f"--config={BIN / 'kwok-stages.yaml'}",
                 f"--kubeconfig={self.kubeconfig}",
                 "--manage-all-nodes=false",
                 "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
@@ -252,7 +257,9 @@ class LocalCluster:
             if auth:
                 req.add_header("Authorization", f"Bearer {self.token}")
             try:
-                with urllib.request.urlopen(req, timeout=2, context=ctx if url.startswith("https") else None) as r:
+                with urllib.request.urlopen(
+                    req, timeout=2, context=ctx if url.startswith("https") else None
+                ) as r:
                     if r.status == 200:
                         return
             except (urllib.error.URLError, OSError) as exc:
@@ -264,8 +271,12 @@ class LocalCluster:
         while time.monotonic() < deadline:
             self._check_alive()
             out = self.kubectl(
-                "get", "node", FAKE_NODE, "-o",
-                'jsonpath={.status.conditions[?(@.type=="Ready")].status}', check=False,
+                "get",
+                "node",
+                FAKE_NODE,
+                "-o",
+                'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+                check=False,
             )
             if out.stdout.strip() == "True":
                 return
@@ -277,13 +288,17 @@ class LocalCluster:
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [
-                {"name": "modeldeploy-local",
-                 "cluster": {"server": self.server, "certificate-authority": str(self.ca_file)}}
+                {
+                    "name": "modeldeploy-local",
+                    "cluster": {"server": self.server, "certificate-authority": str(self.ca_file)},
+                }
             ],
             "users": [{"name": "admin", "user": {"token": self.token}}],
             "contexts": [
-                {"name": "modeldeploy-local",
-                 "context": {"cluster": "modeldeploy-local", "user": "admin", "namespace": "default"}}
+                {
+                    "name": "modeldeploy-local",
+                    "context": {"cluster": "modeldeploy-local", "user": "admin", "namespace": "default"},
+                }
             ],
             "current-context": "modeldeploy-local",
         }
@@ -342,7 +357,9 @@ def running_cluster() -> Iterator[LocalCluster]:
 # ---- CLI for people: make cluster-up / cluster-down ----------------------------------------
 def _cmd_up() -> int:
     if (STATE_DIR / "state.json").exists():
-        print(f"a cluster is already up (state in {STATE_DIR}); run `make cluster-down` first", file=sys.stderr)
+        print(
+            f"a cluster is already up (state in {STATE_DIR}); run `make cluster-down` first", file=sys.stderr
+        )
         return 1
     build()
     STATE_DIR.mkdir(parents=True, exist_ok=True)
@@ -375,7 +392,9 @@ def _cmd_down() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("action", choices=["up", "down", "build"])
     args = parser.parse_args(argv)
     if args.action == "build":
