@@ -5,7 +5,7 @@ SHELL        := /bin/bash
 PYTHON       ?= python3.11
 VENV         := .venv
 PY           := $(VENV)/bin/python
-CACHE        := .cache
+CACHE        := $(or $(MODELDEPLOY_CACHE),.cache)
 CLUSTER_BIN  := $(CACHE)/cluster/bin
 KUBE_RELEASE := $(shell cat tests/cluster/controlplane/KUBE_VERSION 2>/dev/null | sed 's/^v//')
 APT_PACKAGES := prometheus nginx-light lua5.4 wrk openssl
@@ -67,7 +67,8 @@ bench: install ## benchmarks; writes docs/benchmarks.md
 	$(PY) -m bench.run
 
 demo: install ## the local demo: canary promoted, then a bad revision rolled back
-	$(PY) -m demo.run
+	@if [ -f demo/run.py ]; then $(PY) -m demo.run; else \
+	  echo "make demo: not yet available (the end-to-end demo lands with the SLO-analysis issue)"; exit 1; fi
 
 cluster-up: cluster-build ## start the local control plane for a person (prints the KUBECONFIG line)
 	$(PY) -m tests.cluster.localcluster up
