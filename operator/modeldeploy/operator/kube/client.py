@@ -1,0 +1,137 @@
+"""A small async façade over the `kubernetes` client: server-side apply, list, delete, status.
+
+The generated client is synchronous; every call runs in a worker thread so kopf's event loop
+never blocks. Manifests are plain dicts (the planner's output), applied with server-side apply
+under one field manager, so repeated applies are idempotent and conflicts with other managers
+are resolved in the operator's favour only for the fields it owns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
+
+from modeldeploy.operator.kube.resources import Kind, kind_of
+
+FIELD_MANAGER = "modeldeploy-operator"
+
+
+class KubeError(RuntimeError):
+    """An API call failed; `status` is the HTTP status (0 when the server was not reached)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _explain(body: str | None, reason: str | None) -> str:
+    """The API server's own message (a Status object) when there is one."""
+    try:
+        return str(json.loads(body or "{}").get("message") or reason)
+    except (ValueError, TypeError, AttributeError):
+        return str(reason)
+
+
+class Kube:
+    def __init__(self, api_client: ApiClient, field_manager: str = FIELD_MANAGER) -> None:
+        self.api = api_client
+        self.field_manager = field_manager
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        url_method, url, headers, payload, _ = self.api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=query or [],
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = self.api.call_api(
+                url_method, url, header_params=headers, body=payload, _request_timeout=30
+            )
+            response.read()
+        except ApiException as exc:
+            raise KubeError(
+                f"{method} {path}: {exc.status} {_explain(exc.body, exc.reason)}", exc.status
+            ) from exc
+        except OSError as exc:  # connection refused, reset, TLS failures
+            raise KubeError(f"{method} {path}: {exc}") from exc
+        text = (response.data or b"").decode("utf-8", errors="replace")
+        if not 200 <= response.status <= 299:
+            raise KubeError(
+                f"{method} {path}: {response.status} {_explain(text, response.reason)}", response.status
+            )
+        return json.loads(text) if text else None
+
+    async def _acall(self, method: str, path: str, **kw: Any) -> Any:
+        return await asyncio.to_thread(self._call, method, path, **kw)
+
+    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply (force: the operator owns what it renders)."""
+        kind = kind_of(manifest)
+        meta = manifest["metadata"]
+        result: dict[str, Any] = await self._acall(
+            "PATCH",
+            kind.item(meta.get("namespace"), meta["name"]),
+            body=manifest,
+            query=[("fieldManager", self.field_manager), ("force", "true")],
+            content_type="application/apply-patch+yaml",
+        )
+        return result
+
+    async def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = await self._acall("GET", kind.item(namespace, name))
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return result
+
+    async def list(self, kind: Kind, namespace: str, label_selector: str = "") -> list[dict[str, Any]]:
+        query = [("labelSelector", label_selector)] if label_selector else []
+        result = await self._acall("GET", kind.collection(namespace), query=query)
+        items: list[dict[str, Any]] = result.get("items", [])
+        return items
+
+    async def delete(self, kind: Kind, namespace: str, name: str) -> bool:
+        """Delete in the background (dependents are garbage-collected); False if already gone."""
+        try:
+            await self._acall(
+                "DELETE",
+                kind.item(namespace, name),
+                body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"},
+            )
+        except KubeError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def patch_status(self, kind: Kind, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """JSON merge patch of the status subresource (lists are replaced whole)."""
+        await self._acall(
+            "PATCH",
+            kind.item(namespace, name) + "/status",
+            body={"status": status},
+            content_type="application/merge-patch+json",
+        )
+
+    async def patch(self, kind: Kind, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        """JSON merge patch of the main resource (e.g. to clear a handled action annotation)."""
+        await self._acall(
+            "PATCH", kind.item(namespace, name), body=patch, content_type="application/merge-patch+json"
+        )
