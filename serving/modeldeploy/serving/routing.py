@@ -1,0 +1,123 @@
+"""The routing table: which revision gets live traffic, canary weight, shadow copies, guard limits.
+
+The operator's planner writes it as JSON under key `routing.json` in ConfigMap `<model>-routing`;
+every sidecar of the model watches that ConfigMap and applies changes within about a second.
+Field names are camelCase on the wire (the ConfigMap) and snake_case in Python; both are accepted
+when constructing a table.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+ROUTING_KEY = "routing.json"
+"""ConfigMap data key holding the routing table as JSON."""
+
+
+def routing_configmap_name(model: str) -> str:
+    """Name of the ConfigMap that holds the routing table of ModelDeployment `model`."""
+    if not model:
+        raise ValueError("model name must not be empty")
+    return f"{model}-routing"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        frozen=True,
+    )
+
+
+class Backend(_Model):
+    """One revision and the URL its traffic is sent to (the revision's Service)."""
+
+    revision: str = Field(min_length=1, description="Revision hash of the model deployment.")
+    url: str = Field(description="Base URL of the revision's Service, e.g. http://iris-1a2b.ml.svc:8080.")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"url must start with http:// or https://, got {value!r}")
+        return value.rstrip("/")
+
+
+class CanaryRoute(Backend):
+    """The canary revision and the share of live traffic it receives."""
+
+    weight: float = Field(ge=0, le=100, description="Percent (0..100) of live traffic sent to the canary.")
+
+
+class ShadowRoute(Backend):
+    """The shadow revision and the share of live requests copied to it (responses are discarded)."""
+
+    percent: float = Field(ge=0, le=100, description="Percent of live requests copied to the shadow.")
+
+
+class Comparison(_Model):
+    """How a shadow response is compared with the primary response."""
+
+    mode: Literal["exact", "numeric"] = "numeric"
+    tolerance: float = Field(default=1e-6, ge=0, description="Absolute tolerance for numbers (numeric mode).")
+
+
+class GuardSettings(_Model):
+    """The sidecar's fast guard on canary errors (the operator still decides the durable rollback)."""
+
+    window: int = Field(default=20, ge=1, description="Latest canary-forwarded requests considered.")
+    max_error_ratio: float = Field(
+        default=0.5, ge=0, le=1, description="Trip when errors / requests in the window exceeds this."
+    )
+    min_requests: int = Field(default=5, ge=1, description="Requests needed in the window before tripping.")
+
+    @model_validator(mode="after")
+    def _min_within_window(self) -> GuardSettings:
+        if self.min_requests > self.window:
+            raise ValueError(f"minRequests ({self.min_requests}) must not exceed window ({self.window})")
+        return self
+
+
+class RoutingTable(_Model):
+    """The whole routing state of one ModelDeployment, as the sidecars see it."""
+
+    model: str = Field(min_length=1)
+    namespace: str = Field(min_length=1)
+    stable: Backend
+    canary: CanaryRoute | None = None
+    shadow: ShadowRoute | None = None
+    sticky_header: str | None = Field(
+        default=None, description="Request header whose value pins a client to one revision."
+    )
+    comparison: Comparison = Comparison()
+    guard: GuardSettings = GuardSettings()
+    generation: int = Field(default=0, ge=0, description="Bumped by the operator on every change.")
+
+    @field_validator("sticky_header")
+    @classmethod
+    def _header_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        stripped = value.strip()
+        if not stripped or any(c in stripped for c in " :\t\r\n"):
+            raise ValueError(f"stickyHeader must be a plain HTTP header name, got {value!r}")
+        return stripped.lower()
+
+    @model_validator(mode="after")
+    def _distinct_revisions(self) -> RoutingTable:
+        if self.canary is not None and self.canary.revision == self.stable.revision:
+            raise ValueError(f"canary revision {self.canary.revision!r} is the stable revision")
+        return self
+
+    def to_json(self) -> str:
+        """The ConfigMap form: camelCase keys, stable key order."""
+        return self.model_dump_json(by_alias=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> RoutingTable:
+        """Parse the ConfigMap form; raises pydantic.ValidationError with field paths on bad input."""
+        return cls.model_validate_json(text)
