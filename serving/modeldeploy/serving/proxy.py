@@ -1,0 +1,206 @@
+"""The request path: read the body, decide the route, forward, guard the canary, copy to the shadow.
+
+Responses with a known length are buffered (model responses are small, and the shadow comparison
+needs the body); others are streamed to the client as they arrive. Every response carries
+`x-modeldeploy-revision` (the revision that produced it). Errors made by the sidecar itself are
+JSON: {"error": <kind>, "message": <text>, "revision": <revision>}.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from modeldeploy.serving.metrics import CANARY, LOCAL, SidecarMetrics
+from modeldeploy.serving.router import FORWARDED_HEADER, SHADOW_HEADER, Decision, Router, Target
+from modeldeploy.serving.settings import SidecarSettings
+from modeldeploy.serving.shadow import ShadowCopy, ShadowMirror
+from modeldeploy.serving.upstream import UpstreamError, Upstreams, request_headers, response_headers
+
+log = logging.getLogger("modeldeploy.sidecar.proxy")
+
+REVISION_HEADER = "x-modeldeploy-revision"
+_ERROR_KINDS = {413: "body_too_large", 503: "upstream_unavailable", 504: "upstream_timeout"}
+
+
+def error_response(status: int, message: str, revision: str, kind: str | None = None) -> web.Response:
+    body: dict[str, Any] = {
+        "error": kind or _ERROR_KINDS.get(status, "error"),
+        "message": message,
+        "revision": revision,
+    }
+    return web.json_response(body, status=status, headers={REVISION_HEADER: revision})
+
+
+class Proxy:
+    """The catch-all handler of the traffic port."""
+
+    def __init__(
+        self,
+        settings: SidecarSettings,
+        router: Router,
+        upstreams: Upstreams,
+        shadow: ShadowMirror,
+        metrics: SidecarMetrics,
+    ) -> None:
+        self._settings = settings
+        self._router = router
+        self._upstreams = upstreams
+        self._shadow = shadow
+        self._metrics = metrics
+        self.draining = False
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        self._metrics.inflight.inc()
+        try:
+            return await self._handle(request, started)
+        finally:
+            self._metrics.inflight.dec()
+
+    async def _handle(self, request: web.Request, started: float) -> web.StreamResponse:
+        own = self._settings.revision
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            self._metrics.observe_request(own, LOCAL, 413, time.perf_counter() - started)
+            return error_response(
+                413, f"request body exceeds the limit of {self._settings.max_body_bytes} bytes", own
+            )
+        decision = self._router.decide(request.headers)
+        copy = self._shadow_copy(request, body, decision)
+        result: tuple[int, bytes] | None = None
+        try:
+            response, result = await self._serve(request, body, decision, started)
+            return response
+        finally:
+            if copy is not None:
+                copy.primary_done(result)
+
+    def _shadow_copy(self, request: web.Request, body: bytes, decision: Decision) -> ShadowCopy | None:
+        table = self._router.table
+        if decision.shadow is None or table is None:
+            return None
+        extra = [(FORWARDED_HEADER, self._settings.revision), (SHADOW_HEADER, "1")]
+        headers = request_headers(request.headers, extra, request.remote)
+        copy = ShadowCopy(decision.shadow, request.method, request.path_qs, headers, body, table.comparison)
+        self._shadow.submit(copy)
+        return copy
+
+    async def _serve(
+        self, request: web.Request, body: bytes, decision: Decision, started: float
+    ) -> tuple[web.StreamResponse, tuple[int, bytes] | None]:
+        target = decision.primary
+        if target.route == CANARY:
+            attempt_started = time.perf_counter()
+            try:
+                upstream = await self._open(request, body, target)
+            except UpstreamError as exc:
+                self._canary_outcome(target, failed=True)
+                self._metrics.observe_request(
+                    target.revision, CANARY, exc.status, time.perf_counter() - attempt_started
+                )
+                if not self._retryable(request):
+                    return error_response(exc.status, exc.message, target.revision), None
+                log.info("canary %s failed (%s); retrying locally", target.revision, exc.message)
+            else:
+                failed = upstream.status >= 500
+                self._canary_outcome(target, failed=failed)
+                if not (failed and self._retryable(request)):
+                    return await self._relay(request, upstream, target, attempt_started)
+                self._metrics.observe_request(
+                    target.revision, CANARY, upstream.status, time.perf_counter() - attempt_started
+                )
+                upstream.release()
+                log.info("canary %s answered %d; retrying locally", target.revision, upstream.status)
+            target = self._router.local
+        try:
+            upstream = await self._open(request, body, target)
+        except UpstreamError as exc:
+            self._metrics.observe_request(target.revision, LOCAL, exc.status, time.perf_counter() - started)
+            return error_response(exc.status, exc.message, target.revision), None
+        return await self._relay(request, upstream, target, started)
+
+    def _observe(self, target: Target, status: int, started: float) -> None:
+        self._metrics.observe_request(target.revision, target.route, status, time.perf_counter() - started)
+
+    def _retryable(self, request: web.Request) -> bool:
+        return request.method in self._settings.retry_methods
+
+    def _canary_outcome(self, target: Target, *, failed: bool) -> None:
+        self._router.record_canary(target.revision, failed)
+
+    async def _open(self, request: web.Request, body: bytes, target: Target) -> aiohttp.ClientResponse:
+        extra = [] if target.route == LOCAL else [(FORWARDED_HEADER, self._settings.revision)]
+        headers = request_headers(request.headers, extra, request.remote)
+        return await self._upstreams.open(
+            self._upstreams.live,
+            request.method,
+            target.url + request.path_qs,
+            headers,
+            body,
+            self._upstreams.proxy_for(target.route),
+        )
+
+    async def _relay(
+        self, request: web.Request, upstream: aiohttp.ClientResponse, target: Target, started: float
+    ) -> tuple[web.StreamResponse, tuple[int, bytes] | None]:
+        """Pass the upstream response to the client (buffered when its length is known)."""
+        headers = response_headers(upstream.headers)
+        headers[REVISION_HEADER] = target.revision
+        if self.draining:
+            headers["Connection"] = "close"
+        status = upstream.status
+        length = upstream.content_length
+        if length is not None or request.method == "HEAD" or status in (204, 304):
+            try:
+                payload = await self._upstreams.read_body(upstream)
+            except UpstreamError as exc:
+                self._observe(target, exc.status, started)
+                return error_response(exc.status, exc.message, target.revision), None
+            finally:
+                upstream.release()
+            response = web.Response(status=status, reason=upstream.reason, body=payload, headers=headers)
+            self._observe(target, status, started)
+            return response, (status, payload)
+        return await self._stream(request, upstream, target, started, headers)
+
+    async def _stream(
+        self,
+        request: web.Request,
+        upstream: aiohttp.ClientResponse,
+        target: Target,
+        started: float,
+        headers: CIMultiDict[str],
+    ) -> tuple[web.StreamResponse, tuple[int, bytes] | None]:
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
+        collected: list[bytes] | None = []
+        size = 0
+        limit = self._settings.compare_max_bytes
+        try:
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+                if collected is not None:
+                    size += len(chunk)
+                    if size > limit:
+                        collected = None
+                    else:
+                        collected.append(chunk)
+            await response.write_eof()
+        except (aiohttp.ClientError, TimeoutError, ConnectionResetError) as exc:
+            # Headers are gone already: the only honest signal left is a broken connection.
+            log.warning("stream from %s broke off: %s", target.url, exc)
+            self._observe(target, 502, started)
+            if request.transport is not None:
+                request.transport.close()
+            return response, None
+        finally:
+            upstream.release()
+        self._observe(target, upstream.status, started)
+        return response, None if collected is None else (upstream.status, b"".join(collected))
