@@ -8,9 +8,10 @@ so a "bad revision" can be played without a second image:
                      probabilities differ slightly (class predictions almost never do)
     IRIS_LATENCY_MS  extra latency added to every prediction (default 0)
     IRIS_FAIL_RATE   fraction 0..1 of predictions answered with HTTP 500 (default 0)
+    IRIS_ACCESS_LOG  "0" turns BentoML's per-request log lines off (benchmarks), default "1"
 
 The switches can also be changed while running: POST /faults {"latency_ms": 200, "fail_rate": 0.3};
-GET-like POST /faults {} returns the current values.
+POST /faults {} returns the values in force without changing them.
 
     bentoml serve service:Iris --working-dir serving/examples/iris --port 3000
 """
@@ -57,7 +58,11 @@ def train(variant: str) -> LogisticRegression:
     return model
 
 
-@bentoml.service(workers=1, traffic={"timeout": 60})
+@bentoml.service(
+    workers=1,
+    traffic={"timeout": 60},
+    logging={"access": {"enabled": os.environ.get("IRIS_ACCESS_LOG", "1") != "0"}},
+)
 class Iris:
     def __init__(self) -> None:
         self.variant = os.environ.get("IRIS_VARIANT", "a") or "a"

@@ -1,0 +1,426 @@
+"""Real processes on loopback for the serving and end-to-end tests: BentoML iris, sidecar, Prometheus.
+
+Each `start_*` function returns a handle once the process answers, or raises ProcessError with the
+tail of its log. Every handle has `stop()` (SIGTERM to its process group, SIGKILL after a grace
+period); fixtures call it in `finally`, and `Processes` stops a whole set in reverse order.
+A missing tool (bentoml, prometheus) is an error, never a skip.
+
+    with Processes() as procs:
+        iris = procs.add(start_iris(tmp / "iris", env={"IRIS_VARIANT": "b"}))
+        sidecar = procs.add(start_sidecar(tmp / "sc", revision="aaaa", upstream=iris.url, routing_file=f))
+        prom = procs.add(start_prometheus(tmp / "prom", [sidecar.metrics_address]))
+        prom.query('sum(modeldeploy_requests_total)')
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from modeldeploy.serving.routing import RoutingTable
+
+ROOT = Path(__file__).resolve().parents[2]
+IRIS_DIR = ROOT / "serving" / "examples" / "iris"
+PYTHON = sys.executable
+PROMETHEUS = "/usr/bin/prometheus"
+
+P = TypeVar("P", bound="Proc")
+
+
+class ProcessError(RuntimeError):
+    """A test process could not be started or did not become ready."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http(
+    method: str, url: str, body: Any = None, headers: Mapping[str, str] | None = None, timeout: float = 10.0
+) -> tuple[int, dict[str, str], bytes]:
+    """A small blocking HTTP client for setup and assertions: (status, lower-cased headers, body)."""
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    request = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    if body is not None and not isinstance(body, bytes):
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def signal(self, sig: signal.Signals) -> None:
+        if self.alive():
+            os.kill(self.popen.pid, sig)
+
+    def stop(self, grace: float = 10.0) -> int | None:
+        """SIGTERM the process group, SIGKILL after `grace` seconds. Returns the exit code."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(5)
+        # Children the leader left behind (BentoML workers) go with the group.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        return self.popen.returncode
+
+    def wait_http(self, url: str, timeout: float, *, expect: int = 200) -> None:
+        """Poll `url` until it answers `expect`; ProcessError if the process dies or time runs out."""
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if not self.alive():
+                code = self.popen.returncode
+                raise ProcessError(f"{self.name} exited ({code}) before {url} was ready:\n{self.log_tail()}")
+            try:
+                status, _, body = http("GET", url, timeout=2)
+                if status == expect:
+                    return
+                last = f"{status} {body[:200]!r}"
+            except (OSError, urllib.error.URLError) as exc:
+                last = str(exc)
+            time.sleep(0.1)
+        raise ProcessError(
+            f"{self.name}: {url} not ready after {timeout}s (last: {last}):\n{self.log_tail()}"
+        )
+
+
+def spawn(
+    name: str, argv: Sequence[str], log_path: Path, env: Mapping[str, str], cwd: Path | None = None
+) -> Proc:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        popen = subprocess.Popen(
+            list(argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+            cwd=cwd,
+            start_new_session=True,  # own process group: stop() takes the children too
+        )
+    return Proc(name, popen, log_path)
+
+
+class Processes:
+    """Stops every added process (last started first) when the block ends, even on errors."""
+
+    def __init__(self) -> None:
+        self._procs: list[Proc] = []
+
+    def add(self, proc: P) -> P:
+        self._procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        while self._procs:
+            self._procs.pop().stop()
+
+    def __enter__(self) -> Processes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_all()
+
+
+# BentoML iris --------------------------------------------------------------------------------
+
+
+@dataclass
+class IrisServer(Proc):
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def set_faults(self, latency_ms: float | None = None, fail_rate: float | None = None) -> dict[str, Any]:
+        """Change the fault switches of the running service (see serving/examples/iris/service.py)."""
+        payload = {
+            k: v for k, v in {"latency_ms": latency_ms, "fail_rate": fail_rate}.items() if v is not None
+        }
+        status, _, body = http("POST", self.url + "/faults", payload)
+        if status != 200:
+            raise ProcessError(f"{self.name}: POST /faults answered {status}: {body[:300]!r}")
+        result: dict[str, Any] = json.loads(body)
+        return result
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        self.wait_http(self.url + "/readyz", timeout)
+
+
+def launch_iris(
+    workdir: Path, *, name: str = "iris", port: int | None = None, env: Mapping[str, str] | None = None
+) -> IrisServer:
+    """Start `bentoml serve service:Iris` (serving/examples/iris) without waiting for it to be ready."""
+    port = port or free_port()
+    home = workdir / "bentoml-home"
+    home.mkdir(parents=True, exist_ok=True)
+    base_env = {
+        "BENTOML_HOME": str(home),
+        "BENTOML_DO_NOT_TRACK": "true",
+        "IRIS_ACCESS_LOG": "0",
+        "PYTHONUNBUFFERED": "1",
+    }
+    argv = [PYTHON, "-m", "bentoml", "serve", "service:Iris", "--host", "127.0.0.1", "--port", str(port)]
+    proc = spawn(name, argv, workdir / f"{name}.log", {**base_env, **(env or {})}, cwd=IRIS_DIR)
+    return IrisServer(proc.name, proc.popen, proc.log_path, port=port)
+
+
+def start_iris(
+    workdir: Path,
+    *,
+    name: str = "iris",
+    port: int | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 90.0,
+) -> IrisServer:
+    """Start the iris BentoML service (private BENTOML_HOME) and wait until its /readyz answers 200."""
+    server = launch_iris(workdir, name=name, port=port, env=env)
+    try:
+        server.wait_ready(timeout)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+# Sidecar ------------------------------------------------------------------------------------
+
+
+@dataclass
+class SidecarProc(Proc):
+    port: int = 0
+    metrics_port: int = 0
+    revision: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_address(self) -> str:
+        return f"127.0.0.1:{self.metrics_port}"
+
+    def samples(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        status, _, body = http("GET", f"http://{self.metrics_address}/metrics")
+        if status != 200:
+            raise ProcessError(f"{self.name}: /metrics answered {status}")
+        out: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+        for family in text_string_to_metric_families(body.decode()):
+            for sample in family.samples:
+                out[(sample.name, frozenset(sample.labels.items()))] = float(sample.value)
+        return out
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of `name` whose labels include `labels` (0 when there are none)."""
+        wanted = set(labels.items())
+        return sum(v for (n, ls), v in self.samples().items() if n == name and wanted <= ls)
+
+    def routing_state(self) -> dict[str, Any]:
+        status, _, body = http("GET", f"http://{self.metrics_address}/routing")
+        if status != 200:
+            raise ProcessError(f"{self.name}: /routing answered {status}")
+        state: dict[str, Any] = json.loads(body)
+        return state
+
+    def wait_generation(self, generation: int, timeout: float = 5.0) -> float:
+        """Wait until the routing table `generation` is in force; returns the seconds waited."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            table = self.routing_state()["table"]
+            if table is not None and table["generation"] == generation:
+                return time.monotonic() - started
+            time.sleep(0.02)
+        raise ProcessError(
+            f"{self.name}: generation {generation} not in force after {timeout}s\n{self.log_tail()}"
+        )
+
+
+def start_sidecar(
+    workdir: Path,
+    *,
+    revision: str,
+    upstream: str,
+    model: str = "iris",
+    namespace: str = "ml",
+    routing_file: Path | None = None,
+    routing_configmap: str | None = None,
+    overrides: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+    name: str | None = None,
+    timeout: float = 20.0,
+    wait_ready: bool = True,
+) -> SidecarProc:
+    """`modeldeploy-sidecar` on free loopback ports; waits for /healthz (and /readyz if wait_ready)."""
+    name = name or f"sidecar-{revision}"
+    port, metrics_port = free_port(), free_port()
+    settings = {
+        "MODELDEPLOY_MODEL": model,
+        "MODELDEPLOY_NAMESPACE": namespace,
+        "MODELDEPLOY_REVISION": revision,
+        "MODELDEPLOY_UPSTREAM": upstream,
+        "MODELDEPLOY_LISTEN_HOST": "127.0.0.1",
+        "MODELDEPLOY_PORT": str(port),
+        "MODELDEPLOY_METRICS_PORT": str(metrics_port),
+        "MODELDEPLOY_BACKEND_OVERRIDES": json.dumps(dict(overrides or {})),
+        "MODELDEPLOY_DRAIN_TIMEOUT": "10",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if routing_file is not None:
+        settings["MODELDEPLOY_ROUTING_FILE"] = str(routing_file)
+    if routing_configmap is not None:
+        settings["MODELDEPLOY_ROUTING_CONFIGMAP"] = routing_configmap
+    argv = [PYTHON, "-m", "modeldeploy.serving.main"]
+    proc = spawn(name, argv, workdir / f"{name}.log", {**settings, **(env or {})})
+    sidecar = SidecarProc(
+        proc.name, proc.popen, proc.log_path, port=port, metrics_port=metrics_port, revision=revision
+    )
+    try:
+        sidecar.wait_http(sidecar.url + ("/readyz" if wait_ready else "/healthz"), timeout)
+    except BaseException:
+        sidecar.stop()
+        raise
+    return sidecar
+
+
+def write_routing(path: Path, table: RoutingTable) -> None:
+    """Replace the routing file atomically (write + rename), as an editor or a config agent would."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(table.to_json())
+    tmp.replace(path)
+
+
+# Prometheus ---------------------------------------------------------------------------------
+
+
+@dataclass
+class PrometheusProc(Proc):
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """Instant query; returns the `result` vector (raises on a PromQL error)."""
+        qs = urllib.parse.urlencode({"query": promql})
+        status, _, body = http("GET", f"{self.url}/api/v1/query?{qs}")
+        payload = json.loads(body)
+        if status != 200 or payload.get("status") != "success":
+            raise ProcessError(f"PromQL {promql!r} failed: {status} {payload}")
+        result: list[dict[str, Any]] = payload["data"]["result"]
+        return result
+
+    def values_by(self, promql: str, label: str) -> dict[str, float]:
+        return {r["metric"].get(label, ""): float(r["value"][1]) for r in self.query(promql)}
+
+    def targets_up(self) -> dict[str, bool]:
+        _, _, body = http("GET", f"{self.url}/api/v1/targets")
+        data = json.loads(body)["data"]["activeTargets"]
+        return {t["scrapePool"] + "/" + t["labels"]["instance"]: t["health"] == "up" for t in data}
+
+    def wait_targets_up(self, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            up = self.targets_up()
+            if up and all(up.values()):
+                return
+            time.sleep(0.2)
+        raise ProcessError(f"prometheus targets not all up after {timeout}s: {self.targets_up()}")
+
+    def scrape_count(self, job: str = "sidecars") -> float:
+        """Number of completed scrapes so far (grows by one per target per interval)."""
+        result = self.query(f'sum(count_over_time(up{{job="{job}"}}[1h]))')
+        return float(result[0]["value"][1]) if result else 0.0
+
+    def wait_fresh_scrape(self, targets: int, job: str = "sidecars", timeout: float = 10.0) -> None:
+        """Wait until every target has been scraped again after this call (data now visible)."""
+        start = self.scrape_count(job)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.scrape_count(job) >= start + 2 * targets:
+                return
+            time.sleep(0.2)
+        raise ProcessError(f"prometheus did not scrape {targets} targets twice within {timeout}s")
+
+
+def start_prometheus(
+    workdir: Path, targets: Sequence[str], *, scrape_interval: str = "1s", timeout: float = 30.0
+) -> PrometheusProc:
+    """The Debian prometheus binary with its own config, storage and port (never the system service)."""
+    if not Path(PROMETHEUS).is_file() and shutil.which("prometheus") is None:
+        raise ProcessError("prometheus is not installed (Debian package `prometheus`; `make install-system`)")
+    binary = PROMETHEUS if Path(PROMETHEUS).is_file() else str(shutil.which("prometheus"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    config = workdir / "prometheus.yml"
+    config.write_text(
+        json.dumps(
+            {
+                "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
+                "scrape_configs": [
+                    {"job_name": "sidecars", "static_configs": [{"targets": list(targets)}]},
+                ],
+            }
+        )
+    )
+    argv = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--storage.tsdb.retention.time=1h",
+        "--log.level=warn",
+    ]
+    proc = spawn("prometheus", argv, workdir / "prometheus.log", {})
+    prom = PrometheusProc(proc.name, proc.popen, proc.log_path, port=port)
+    try:
+        prom.wait_http(prom.url + "/-/ready", timeout)
+    except BaseException:
+        prom.stop()
+        raise
+    return prom
