@@ -1,0 +1,61 @@
+"""How the e2e harness runs a modeldeploy Pod's containers on loopback (see podrunner.py).
+
+- `model`: any image runs the iris example BentoML service; the container's env (IRIS_* fault
+  switches from `spec.model.env`) decides whether it is a good or a bad revision.
+- `sidecar`: the real `modeldeploy.serving` sidecar with the container's env, ports and the
+  upstream rewritten to loopback, the routing ConfigMap watched through the test kubeconfig, and
+  canary/shadow traffic sent through the ServiceProxy (the cluster's Service networking).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.cluster.localcluster import ROOT
+from tests.support.podrunner import Launch, Launcher, PodPorts, container_env
+
+IRIS_DIR = ROOT / "serving" / "examples" / "iris"
+
+
+def model_launcher() -> Launcher:
+    def launch(container: dict[str, Any], ports: PodPorts) -> Launch:
+        argv = [
+            sys.executable,
+            "-m",
+            "bentoml",
+            "serve",
+            "service:Iris",
+            "--working-dir",
+            str(IRIS_DIR),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(ports.model),
+        ]
+        return Launch(argv=argv, env=container_env(container))
+
+    return launch
+
+
+def sidecar_launcher(kubeconfig: Path, service_proxy_port: int) -> Launcher:
+    def launch(container: dict[str, Any], ports: PodPorts) -> Launch:
+        env = container_env(container)
+        env.update(
+            {
+                "MODELDEPLOY_UPSTREAM": f"http://127.0.0.1:{ports.model}",
+                "MODELDEPLOY_LISTEN_HOST": "127.0.0.1",
+                "MODELDEPLOY_PORT": str(ports.traffic),
+                "MODELDEPLOY_METRICS_PORT": str(ports.metrics),
+                "MODELDEPLOY_KUBECONFIG": str(kubeconfig),
+                "MODELDEPLOY_HTTP_PROXY": f"http://127.0.0.1:{service_proxy_port}",
+            }
+        )
+        return Launch(argv=[sys.executable, "-m", "modeldeploy.serving.main"], env=env)
+
+    return launch
+
+
+def default_launchers(kubeconfig: Path, service_proxy_port: int) -> dict[str, Launcher]:
+    return {"model": model_launcher(), "sidecar": sidecar_launcher(kubeconfig, service_proxy_port)}

@@ -1,0 +1,92 @@
+"""Run the real operator (`modeldeploy-operator`) as a separate process against a test cluster."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.cluster.localcluster import ROOT, LocalCluster, free_port
+
+CRD = ROOT / "crds" / "modeldeployment.yaml"
+
+
+def install_crd(cluster: LocalCluster) -> None:
+    cluster.kubectl("apply", "--server-side", "-f", str(CRD))
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", "crd/modeldeployments.modeldeploy.io"
+    )
+
+
+class OperatorProcess:
+    def __init__(
+        self, cluster: LocalCluster, namespace: str, log: Path, extra_args: tuple[str, ...] = ()
+    ) -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+        self.log = log
+        self.extra_args = extra_args
+        self.metrics_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> OperatorProcess:
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.cluster.kubeconfig),
+            "MODELDEPLOY_SIDECAR_IMAGE": "modeldeploy/modeldeploy:test",
+        }
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "modeldeploy.operator.main",
+                    "--namespace",
+                    self.namespace,
+                    "--metrics-port",
+                    str(self.metrics_port),
+                    *self.extra_args,
+                ],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@contextlib.contextmanager
+def running_operator(
+    cluster: LocalCluster, namespace: str, log_dir: Path, extra_args: tuple[str, ...] = ()
+) -> Iterator[OperatorProcess]:
+    op = OperatorProcess(
+        cluster, namespace, log_dir / f"operator-{int(time.time() * 1000)}.log", extra_args
+    ).start()
+    try:
+        yield op
+    finally:
+        op.stop()
