@@ -65,6 +65,7 @@ class Topology:
         comparison: Comparison | None = None,
         guard: GuardSettings | None = None,
         canary_revision: str = CANARY,
+        canary_url: str | None = None,
         shadow_revision: str = SHADOW,
         shadow_url: str | None = None,
         wait: bool = True,
@@ -77,7 +78,9 @@ class Topology:
             stable=Backend(revision=STABLE, url=service_url(STABLE)),
             canary=None
             if weight is None
-            else CanaryRoute(revision=canary_revision, url=service_url(canary_revision), weight=weight),
+            else CanaryRoute(
+                revision=canary_revision, url=canary_url or service_url(canary_revision), weight=weight
+            ),
             shadow=None
             if percent is None
             else ShadowRoute(
