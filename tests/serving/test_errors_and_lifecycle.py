@@ -1,0 +1,179 @@
+"""Limits, upstream failures, health endpoints and graceful drain of a real sidecar process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from modeldeploy.serving.routing import Backend, RoutingTable
+from tests.serving.processes import Processes, SidecarProc, free_port, http, start_sidecar, write_routing
+from tests.serving.topology import IrisTrio
+from tests.serving.traffic import IRIS_ROWS
+
+pytestmark = [pytest.mark.serving, pytest.mark.slow]
+
+REVISION = "eeee555555"
+MAX_BODY = 4096
+TIMEOUT = 0.5
+
+
+def routing_file(workdir: Path) -> Path:
+    path = workdir / "routing.json"
+    table = RoutingTable(
+        model="iris", namespace="ml", stable=Backend(revision=REVISION, url="http://127.0.0.1:1")
+    )
+    write_routing(path, table)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sidecar(iris_servers: IrisTrio, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SidecarProc]:
+    workdir = Path(tmp_path_factory.mktemp("limits"))
+    env = {"MODELDEPLOY_MAX_BODY_BYTES": str(MAX_BODY), "MODELDEPLOY_UPSTREAM_TIMEOUT": str(TIMEOUT)}
+    with Processes() as procs:
+        yield procs.add(
+            start_sidecar(
+                workdir,
+                revision=REVISION,
+                upstream=iris_servers.stable.url,
+                routing_file=routing_file(workdir),
+                env=env,
+            )
+        )
+
+
+def json_error(body: bytes) -> dict[str, str]:
+    payload = json.loads(body)
+    assert isinstance(payload, dict) and set(payload) == {"error", "message", "revision"}, payload
+    return payload
+
+
+def test_responses_carry_the_revision_and_model_errors_pass_through(
+    sidecar: SidecarProc, iris: IrisTrio
+) -> None:
+    status, headers, body = http("POST", sidecar.url + "/classify", IRIS_ROWS)
+    assert status == 200 and headers["x-modeldeploy-revision"] == REVISION
+    assert json.loads(body) == ["setosa", "versicolor", "virginica"]
+    # BentoML's own 400 for bad input reaches the client unchanged, with the revision header.
+    status, headers, body = http("POST", sidecar.url + "/classify", {"features": [[1, 2, 3]]})
+    assert status == 400 and headers["x-modeldeploy-revision"] == REVISION
+    assert b"rows of 4 numbers" in body
+    status, headers, _ = http("GET", sidecar.url + "/livez")
+    assert status == 200 and headers["x-modeldeploy-revision"] == REVISION
+
+
+def test_oversize_body_gets_413_json(sidecar: SidecarProc, iris: IrisTrio) -> None:
+    big = b'{"features": [' + b"[1.0, 2.0, 3.0, 4.0], " * 300 + b"[1.0, 2.0, 3.0, 4.0]]}"
+    assert len(big) > MAX_BODY
+    status, headers, body = http("POST", sidecar.url + "/classify", big, {"Content-Type": "application/json"})
+    assert status == 413 and headers["x-modeldeploy-revision"] == REVISION
+    error = json_error(body)
+    assert error["error"] == "body_too_large" and str(MAX_BODY) in error["message"]
+    assert sidecar.metric("modeldeploy_requests_total", code="413") >= 1
+    # Just under the limit is served.
+    rows = b'{"features": [' + b"[1.0, 2.0, 3.0, 4.0], " * 150 + b"[1.0, 2.0, 3.0, 4.0]]}"
+    assert len(rows) <= MAX_BODY
+    assert http("POST", sidecar.url + "/classify", rows, {"Content-Type": "application/json"})[0] == 200
+
+
+def test_slow_upstream_gets_504_json(sidecar: SidecarProc, iris: IrisTrio) -> None:
+    iris.stable.set_faults(latency_ms=TIMEOUT * 1000 * 4)
+    started = time.monotonic()
+    status, headers, body = http("POST", sidecar.url + "/classify", IRIS_ROWS)
+    elapsed = time.monotonic() - started
+    assert status == 504 and headers["x-modeldeploy-revision"] == REVISION
+    assert json_error(body)["error"] == "upstream_timeout"
+    assert TIMEOUT <= elapsed < TIMEOUT * 3
+    assert sidecar.metric("modeldeploy_requests_total", code="504", route="local") >= 1
+
+
+def test_health_and_readiness(sidecar: SidecarProc, iris: IrisTrio) -> None:
+    status, _, body = http("GET", sidecar.url + "/healthz")
+    assert status == 200 and json.loads(body)["status"] == "ok"
+    status, _, body = http("GET", sidecar.url + "/readyz")
+    assert status == 200 and json.loads(body)["status"] == "ready"
+
+
+def test_upstream_down_gets_503_json_and_not_ready(tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    with Processes() as procs:
+        sidecar = procs.add(
+            start_sidecar(
+                tmp_path,
+                revision=REVISION,
+                upstream=dead,
+                routing_file=routing_file(tmp_path),
+                wait_ready=False,
+            )
+        )
+        status, headers, body = http("POST", sidecar.url + "/classify", IRIS_ROWS)
+        assert status == 503 and headers["x-modeldeploy-revision"] == REVISION
+        error = json_error(body)
+        assert error["error"] == "upstream_unavailable" and dead in error["message"]
+        assert http("GET", sidecar.url + "/healthz")[0] == 200
+        status, _, body = http("GET", sidecar.url + "/readyz")
+        assert status == 503 and json_error(body)["error"] == "not_ready"
+
+
+def test_sigterm_drains_in_flight_requests(iris: IrisTrio, tmp_path: Path) -> None:
+    iris.stable.set_faults(latency_ms=1500)
+    with Processes() as procs:
+        sidecar = procs.add(
+            start_sidecar(
+                tmp_path,
+                revision=REVISION,
+                upstream=iris.stable.url,
+                routing_file=routing_file(tmp_path),
+                env={"MODELDEPLOY_DRAIN_DELAY": "1.0"},
+            )
+        )
+        result: dict[str, int] = {}
+
+        def in_flight() -> None:
+            result["status"] = http("POST", sidecar.url + "/classify", IRIS_ROWS)[0]
+
+        thread = threading.Thread(target=in_flight)
+        thread.start()
+        time.sleep(0.3)
+        sidecar.signal(signal.SIGTERM)
+        time.sleep(0.2)
+        # Draining: not ready any more, but still serving during the drain delay.
+        status, _, body = http("GET", sidecar.url + "/readyz")
+        assert status == 503 and json_error(body)["error"] == "draining"
+        assert http("GET", sidecar.url + "/livez")[0] == 200
+        thread.join(10)
+        assert result == {"status": 200}
+        assert sidecar.popen.wait(10) == 0
+        assert "sidecar stopped" in sidecar.log_tail()
+
+
+def test_bad_configuration_exits_2_with_the_reasons() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELDEPLOY_")}
+    env |= {
+        "MODELDEPLOY_MODEL": "iris",
+        "MODELDEPLOY_UPSTREAM": "localhost:3000",
+        "MODELDEPLOY_PORT": "99999",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "modeldeploy.serving.main"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    for reason in (
+        "MODELDEPLOY_NAMESPACE: Field required",
+        "MODELDEPLOY_UPSTREAM: upstream must be an http:// or https:// URL",
+        "MODELDEPLOY_PORT: Input should be less than or equal to 65535",
+    ):
+        assert reason in done.stderr, done.stderr
