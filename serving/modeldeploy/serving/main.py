@@ -42,9 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"modeldeploy-sidecar: {exc}", file=sys.stderr)
         return 2
+    # Libraries stay at WARNING (the Kubernetes client logs response bodies at DEBUG).
     logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    logging.getLogger("modeldeploy").setLevel(settings.log_level)
     try:
         with _event_loop_runner() as runner:
             runner.run(run(settings))

@@ -114,6 +114,13 @@ class ConfigMapWatcher:
                 else:
                     self._post_error(f"ConfigMap {self._namespace}/{self._name} not found; waiting for it")
                 self.watches_started += 1
+                log.debug(
+                    "watching ConfigMap %s/%s from resourceVersion %s (watch #%d)",
+                    self._namespace,
+                    self._name,
+                    listed.metadata.resource_version,
+                    self.watches_started,
+                )
                 stream = watch.Watch().stream(
                     self._core.list_namespaced_config_map,
                     self._namespace,
