@@ -1,0 +1,107 @@
+"""The ModelDeployment API (modeldeploy.io/v1alpha1): pydantic types for spec and status.
+
+`crds/modeldeployment.yaml` is generated from these types (`make crds`, see crdgen.py).
+JSON names are camelCase (as in the CRD), Python names snake_case; both are accepted.
+"""
+
+from modeldeploy.operator.api.durations import format_duration, parse_duration
+from modeldeploy.operator.api.model import (
+    EnvVar,
+    EnvVarSource,
+    FieldSelector,
+    HttpGet,
+    KeySelector,
+    ModelSpec,
+    Probe,
+    ResourceFieldSelector,
+    Resources,
+)
+from modeldeploy.operator.api.resource import (
+    API_VERSION,
+    CATEGORIES,
+    GROUP,
+    KIND,
+    PLURAL,
+    SHORT_NAMES,
+    SINGULAR,
+    VERSION,
+    ModelDeployment,
+)
+from modeldeploy.operator.api.revision import revision_hash
+from modeldeploy.operator.api.rollout import (
+    AnalysisSpec,
+    CanarySettings,
+    CanaryStep,
+    CustomMetric,
+    PauseSettings,
+    PauseStep,
+    RolloutSpec,
+    ShadowSettings,
+    ShadowStep,
+    Slo,
+    Step,
+)
+from modeldeploy.operator.api.spec import ModelDeploymentSpec, PrometheusSpec, ShadowComparison, TrafficSpec
+from modeldeploy.operator.api.status import (
+    PHASES,
+    AnalysisStatus,
+    Condition,
+    HistoryEntry,
+    LastAction,
+    MetricResult,
+    ModelDeploymentStatus,
+    Outcome,
+    Phase,
+    TrafficStatus,
+    Verdict,
+)
+
+__all__ = [
+    "API_VERSION",
+    "CATEGORIES",
+    "GROUP",
+    "KIND",
+    "PHASES",
+    "PLURAL",
+    "SHORT_NAMES",
+    "SINGULAR",
+    "VERSION",
+    "AnalysisSpec",
+    "AnalysisStatus",
+    "CanarySettings",
+    "CanaryStep",
+    "Condition",
+    "CustomMetric",
+    "EnvVar",
+    "EnvVarSource",
+    "FieldSelector",
+    "HistoryEntry",
+    "HttpGet",
+    "KeySelector",
+    "LastAction",
+    "MetricResult",
+    "ModelDeployment",
+    "ModelDeploymentSpec",
+    "ModelDeploymentStatus",
+    "ModelSpec",
+    "Outcome",
+    "PauseSettings",
+    "PauseStep",
+    "Phase",
+    "Probe",
+    "PrometheusSpec",
+    "ResourceFieldSelector",
+    "Resources",
+    "RolloutSpec",
+    "ShadowComparison",
+    "ShadowSettings",
+    "ShadowStep",
+    "Slo",
+    "Step",
+    "TrafficSpec",
+    "TrafficStatus",
+    "Verdict",
+    "format_duration",
+    "parse_duration",
+    "revision_hash",
+]

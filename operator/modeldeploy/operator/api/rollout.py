@@ -1,0 +1,293 @@
+"""`spec.rollout`: the steps a new revision goes through and how each step is judged."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Annotated, Any, Literal
+
+from pydantic import Discriminator, Field, StringConstraints, Tag, model_validator
+
+from modeldeploy.operator.api.cel import ApiModel, CelRule, SchemaExtra
+from modeldeploy.operator.api.fields import PositiveDuration, bounded
+
+MAX_STEPS = 32
+MAX_METRICS = 16
+METRIC_NAME_PATTERN = r"^[a-z]([a-z0-9_-]*[a-z0-9])?$"
+TEMPLATE_VARIABLES = ("model", "namespace", "revision", "stableRevision", "interval")
+
+
+class ShadowSettings(ApiModel):
+    """Copy live requests to the new revision; its responses are compared, never returned."""
+
+    percent: float = Field(ge=0, le=100, description="Percent (0-100) of live requests copied to the shadow.")
+    duration: PositiveDuration = Field(description="How long the step lasts, e.g. 2m.")
+
+
+class CanarySettings(ApiModel):
+    """Send a share of live traffic to the new revision."""
+
+    weight: float = Field(
+        ge=0,
+        le=100,
+        description="Percent (0-100) of live traffic sent to the canary; never lower than earlier steps.",
+    )
+    duration: PositiveDuration = Field(description="How long the step lasts, e.g. 5m.")
+
+
+class PauseSettings(ApiModel):
+    """Hold the current traffic split until `kubectl modeldeploy promote` (or until duration passes)."""
+
+    duration: PositiveDuration | None = Field(
+        default=None, description="Continue by itself after this long; wait for the user when unset."
+    )
+
+
+class ShadowStep(ApiModel):
+    """A shadow step: `- shadow: {percent: 100, duration: 2m}`."""
+
+    shadow: ShadowSettings = Field(
+        description="Copy live requests to the new revision and compare responses."
+    )
+
+    @property
+    def kind(self) -> Literal["shadow"]:
+        return "shadow"
+
+    @property
+    def duration(self) -> str:
+        """How long the step lasts (a duration string)."""
+        return self.shadow.duration
+
+
+class CanaryStep(ApiModel):
+    """A canary step: `- canary: {weight: 10, duration: 1m}`."""
+
+    canary: CanarySettings = Field(description="Send a share of live traffic to the new revision.")
+
+    @property
+    def kind(self) -> Literal["canary"]:
+        return "canary"
+
+    @property
+    def duration(self) -> str:
+        """How long the step lasts (a duration string)."""
+        return self.canary.duration
+
+
+class PauseStep(ApiModel):
+    """A pause step: `- pause: {}` waits for promotion, `- pause: {duration: 10m}` waits 10 minutes."""
+
+    pause: PauseSettings = Field(description="Hold the current traffic split.")
+
+    @property
+    def kind(self) -> Literal["pause"]:
+        return "pause"
+
+    @property
+    def duration(self) -> str | None:
+        """How long the pause lasts, or None when it waits for the user."""
+        return self.pause.duration
+
+
+STEP_KINDS = ("shadow", "canary", "pause")
+
+
+def _step_kind(value: Any) -> str | None:
+    if isinstance(value, ShadowStep | CanaryStep | PauseStep):
+        return value.kind
+    if not isinstance(value, dict):
+        return None
+    present = [kind for kind in STEP_KINDS if kind in value]
+    return present[0] if len(present) == 1 else None
+
+
+Step = Annotated[
+    Annotated[ShadowStep, Tag("shadow")]
+    | Annotated[CanaryStep, Tag("canary")]
+    | Annotated[PauseStep, Tag("pause")],
+    Discriminator(
+        _step_kind,
+        custom_error_type="invalid_step",
+        custom_error_message="each step must set exactly one of shadow, canary or pause",
+    ),
+]
+"""One rollout step: a one-key object, `shadow`, `canary` or `pause`."""
+
+
+class Slo(ApiModel):
+    """Service-level objectives the new revision must meet during canary steps (unset = not checked)."""
+
+    latency_p99: PositiveDuration | None = Field(
+        default=None, description="Maximum 99th-percentile request latency of the canary, e.g. 250ms."
+    )
+    error_rate: float | None = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Maximum share (0-1) of canary requests answered with 5xx; default 0.01 (1%).",
+    )
+    max_latency_ratio_to_stable: float | None = Field(
+        default=None,
+        gt=0,
+        le=1000,
+        description="Maximum canary p99 latency divided by stable p99 latency in one window, e.g. 1.5.",
+    )
+    max_error_rate_delta_to_stable: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description=(
+            "Maximum amount (0-1) by which the canary's error rate may exceed the stable's, judged with a "
+            "statistical test at analysis.confidence."
+        ),
+    )
+
+
+class CustomMetric(ApiModel):
+    """An extra PromQL query judged at every analysis run."""
+
+    __cel_rules__ = (
+        CelRule("has(self.min) || has(self.max)", "a custom metric needs a min or a max threshold"),
+        CelRule(
+            "!has(self.min) || !has(self.max) || self.min <= self.max",
+            "min must not be greater than max",
+        ),
+    )
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=METRIC_NAME_PATTERN)] = Field(
+        description="Name shown in status and events (lowercase letters, digits, '-', '_')."
+    )
+    query: Annotated[str, bounded(4096, 1)] = Field(
+        description=(
+            "PromQL returning one number. Placeholders {{model}}, {{namespace}}, {{revision}} (the canary), "
+            "{{stableRevision}} and {{interval}} are replaced before the query runs."
+        )
+    )
+    min: float | None = Field(default=None, description="The result fails when below this.")
+    max: float | None = Field(default=None, description="The result fails when above this.")
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> CustomMetric:
+        if self.min is None and self.max is None:
+            raise ValueError(f"metric {self.name}: a custom metric needs a min or a max threshold")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"metric {self.name}: min must not be greater than max")
+        return self
+
+
+class AnalysisSpec(ApiModel):
+    """How the new revision is judged: Prometheus is queried every interval; each metric passes, fails or is
+    inconclusive."""
+
+    interval: PositiveDuration = Field(
+        default="30s", description="Time between analysis runs (and query window)."
+    )
+    failure_limit: int = Field(
+        default=2, ge=1, le=100, description="Consecutive failed runs that roll the new revision back."
+    )
+    inconclusive_limit: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description=(
+            "Consecutive inconclusive runs (too little traffic, Prometheus unreachable) before "
+            "onInconclusive applies."
+        ),
+    )
+    on_inconclusive: Literal["Pause", "Fail"] = Field(
+        default="Pause",
+        description="At inconclusiveLimit: Pause (hold the split, wait for the user) or Fail (roll back).",
+    )
+    min_requests: int = Field(
+        default=50,
+        ge=0,
+        le=1_000_000_000,
+        description="Requests the canary must serve in the window for a verdict; fewer is inconclusive.",
+    )
+    confidence: float = Field(
+        default=0.95,
+        ge=0.5,
+        le=0.9999,
+        description="Confidence level of the statistical test comparing canary and stable error rates.",
+    )
+    slo: Slo = Field(default_factory=Slo, description="Latency and error objectives.")
+    shadow_agreement_min: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Minimum share (0-1) of shadow responses that must match stable's during shadow steps.",
+    )
+    metrics: Annotated[
+        list[CustomMetric],
+        Field(max_length=MAX_METRICS),
+        SchemaExtra({"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}),
+    ] = Field(default_factory=list, description="Extra PromQL metrics with thresholds.")
+
+    @model_validator(mode="after")
+    def _unique_metrics(self) -> AnalysisSpec:
+        names = [metric.name for metric in self.metrics]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"metric names must be unique: {', '.join(duplicates)}")
+        return self
+
+
+_AT_LEAST_ONE = "rollout.steps must contain at least one step"
+_WEIGHTS_RULE = "canary weights must not decrease from one step to the next"
+_SHADOW_FIRST = "shadow steps must come before canary steps"
+
+
+class RolloutSpec(ApiModel):
+    """The steps a new revision goes through before it becomes stable, and how it is judged."""
+
+    __cel_rules__ = (
+        CelRule("size(self.steps) > 0", _AT_LEAST_ONE, ".steps"),
+        CelRule(
+            "self.steps.filter(s, has(s.canary)).map(s, s.canary.weight).isSorted()", _WEIGHTS_RULE, ".steps"
+        ),
+        CelRule(
+            "self.steps.filter(s, !has(s.pause)).map(s, has(s.shadow) ? 0 : 1).isSorted()",
+            _SHADOW_FIRST,
+            ".steps",
+        ),
+    )
+
+    steps: Annotated[
+        list[Step],
+        Field(max_length=MAX_STEPS),
+        CelRule(
+            "self.all(s, [has(s.shadow), has(s.canary), has(s.pause)].exists_one(x, x))",
+            "each step must set exactly one of shadow, canary or pause",
+        ),
+    ] = Field(description="Steps in order; after the last one the new revision is promoted to stable.")
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec, description="How each step is judged.")
+
+    @model_validator(mode="after")
+    def _step_order(self) -> RolloutSpec:
+        if not self.steps:
+            raise ValueError(_AT_LEAST_ONE)
+        weights = [step.canary.weight for step in self.steps if isinstance(step, CanaryStep)]
+        if any(later < earlier for earlier, later in itertools.pairwise(weights)):
+            raise ValueError(f"{_WEIGHTS_RULE} (got {weights})")
+        seen_canary = False
+        for step in self.steps:
+            if isinstance(step, CanaryStep):
+                seen_canary = True
+            elif isinstance(step, ShadowStep) and seen_canary:
+                raise ValueError(_SHADOW_FIRST)
+        return self
+
+
+__all__ = [
+    "AnalysisSpec",
+    "CanarySettings",
+    "CanaryStep",
+    "CustomMetric",
+    "PauseSettings",
+    "PauseStep",
+    "RolloutSpec",
+    "ShadowSettings",
+    "ShadowStep",
+    "Slo",
+    "Step",
+]

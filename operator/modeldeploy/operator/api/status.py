@@ -1,0 +1,153 @@
+"""`status` of a ModelDeployment, written only by the operator: where the rollout is and why.
+
+Everything the operator needs to resume after a restart lives here (current step, when it started,
+revisions, analysis counters), and so does everything a user may ask about (why paused, which value
+breached which threshold, what was rolled back).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from modeldeploy.operator.api.cel import ApiModel, SchemaExtra
+from modeldeploy.operator.api.fields import bounded
+
+MAX_HISTORY = 20
+MAX_RESULTS = 32
+MAX_CONDITIONS = 16
+
+Phase = Literal["Progressing", "Paused", "Succeeded", "RolledBack", "Degraded", "Failed"]
+PHASES: tuple[Phase, ...] = ("Progressing", "Paused", "Succeeded", "RolledBack", "Degraded", "Failed")
+Verdict = Literal["Pass", "Fail", "Inconclusive"]
+Outcome = Literal["Promoted", "RolledBack", "Failed", "Superseded"]
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+Revision = Annotated[str, bounded(63, 1)]
+Message = Annotated[str, bounded(32768)]
+
+
+class TrafficStatus(ApiModel):
+    """The traffic split in effect."""
+
+    canary_weight: float = Field(
+        default=0, ge=0, le=100, description="Percent of live traffic sent to the canary."
+    )
+    shadow_percent: float = Field(
+        default=0, ge=0, le=100, description="Percent of live requests copied to the shadow revision."
+    )
+
+
+class MetricResult(ApiModel):
+    """The verdict on one metric at the latest analysis run."""
+
+    metric: Annotated[str, bounded(63, 1)] = Field(
+        description="Metric name: a built-in (errorRate, latencyP99, ...) or a custom metric's name."
+    )
+    verdict: Verdict = Field(description="Pass, Fail, or Inconclusive (too little data or no answer).")
+    value: float | None = Field(default=None, description="Measured value; absent when there was no data.")
+    threshold: float | None = Field(default=None, description="The threshold the value was compared with.")
+    query: Annotated[str, bounded(8192)] | None = Field(
+        default=None, description="The PromQL that was run, with placeholders resolved."
+    )
+    message: Message = Field(default="", description="The verdict in words, e.g. p99 0.41s > 0.25s.")
+
+
+class AnalysisStatus(ApiModel):
+    """Outcome of the analysis of the current new revision."""
+
+    last_run: datetime | None = Field(default=None, description="When the latest analysis run finished.")
+    consecutive_failures: int = Field(
+        default=0, ge=0, description="Failed runs in a row (rollback at failureLimit)."
+    )
+    consecutive_inconclusive: int = Field(
+        default=0, ge=0, description="Inconclusive runs in a row (onInconclusive at inconclusiveLimit)."
+    )
+    results: Annotated[list[MetricResult], Field(max_length=MAX_RESULTS)] = Field(
+        default_factory=list, description="Per-metric verdicts of the latest run."
+    )
+
+
+class Condition(ApiModel):
+    """A condition in the standard Kubernetes shape (metav1.Condition)."""
+
+    type: Annotated[str, StringConstraints(min_length=1, max_length=316)] = Field(
+        description="Condition type: Ready, Progressing, RolledBack."
+    )
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="metadata.generation the condition was set for."
+    )
+    last_transition_time: datetime = Field(description="When status last changed.")
+    reason: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=1024, pattern=REASON_PATTERN),
+    ] = Field(description="Machine-readable CamelCase reason, e.g. AnalysisFailed.")
+    message: Message = Field(default="", description="Human-readable details.")
+
+
+class HistoryEntry(ApiModel):
+    """A finished rollout of one revision."""
+
+    revision: Revision = Field(description="Revision hash.")
+    image: Annotated[str, bounded(512)] = Field(description="Model image of that revision.")
+    outcome: Outcome = Field(description="Promoted, RolledBack, Failed, or Superseded by a newer spec.")
+    at: datetime = Field(description="When the rollout finished.")
+    reason: Message = Field(default="", description="Why, in words.")
+
+
+class LastAction(ApiModel):
+    """The latest user action (promote, abort, retry, ...) the operator has carried out."""
+
+    name: Annotated[str, bounded(63, 1)] = Field(description="Action name, e.g. promote.")
+    id: Annotated[str, bounded(256)] | None = Field(
+        default=None, description="Value of the action's request annotation, so a request is applied once."
+    )
+    at: datetime = Field(description="When the operator carried it out.")
+
+
+class ModelDeploymentStatus(ApiModel):
+    """Observed state of the rollout, written by the operator."""
+
+    phase: Phase | None = Field(
+        default=None, description="Progressing, Paused, Succeeded, RolledBack, Degraded or Failed."
+    )
+    message: Message = Field(default="", description="What is happening, in words.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="metadata.generation this status describes."
+    )
+    stable_revision: Revision | None = Field(default=None, description="Revision receiving live traffic.")
+    stable_image: Annotated[str, bounded(512)] | None = Field(
+        default=None, description="Model image of the stable revision."
+    )
+    canary_revision: Revision | None = Field(
+        default=None, description="Revision being rolled out (shadow or canary), if any."
+    )
+    current_step: int | None = Field(
+        default=None, ge=0, description="Index (from 0) of the rollout step in progress."
+    )
+    step_started_at: datetime | None = Field(default=None, description="When the current step started.")
+    traffic: TrafficStatus = Field(default_factory=TrafficStatus, description="Traffic split in effect.")
+    analysis: AnalysisStatus = Field(default_factory=AnalysisStatus, description="Analysis of the canary.")
+    rollback_reason: Message | None = Field(default=None, description="Why the latest rollback happened.")
+    aborted_revision: Revision | None = Field(
+        default=None,
+        description=(
+            "Revision that was rolled back or failed; not retried until the spec changes again or the user "
+            "runs kubectl modeldeploy retry."
+        ),
+    )
+    last_action: LastAction | None = Field(
+        default=None, description="Latest user action carried out (acknowledgement)."
+    )
+    conditions: Annotated[
+        list[Condition],
+        Field(max_length=MAX_CONDITIONS),
+        SchemaExtra({"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}),
+    ] = Field(default_factory=list, description="Ready, Progressing and RolledBack conditions.")
+    history: Annotated[list[HistoryEntry], Field(max_length=MAX_HISTORY)] = Field(
+        default_factory=list, description=f"Finished rollouts, newest last (at most {MAX_HISTORY})."
+    )
