@@ -25,12 +25,12 @@ def _check_positive_duration(value: str) -> str:
 
 
 _DURATION_RULE = CelRule(
-    f"self.matches('{DURATION_PATTERN}')",
+    f"self.matches(r'{DURATION_PATTERN}')",
     f"must be a duration such as {DURATION_EXAMPLES}",
 )
 # Only judged on well-formed durations, so a malformed one gets one message, not two.
 _POSITIVE_RULE = CelRule(
-    f"!self.matches('{DURATION_PATTERN}') || self.matches('[1-9]')",
+    f"!self.matches(r'{DURATION_PATTERN}') || self.matches('[1-9]')",
     "must be greater than zero",
 )
 

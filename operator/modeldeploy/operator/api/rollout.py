@@ -120,11 +120,11 @@ class Slo(ApiModel):
     latency_p99: PositiveDuration | None = Field(
         default=None, description="Maximum 99th-percentile request latency of the canary, e.g. 250ms."
     )
-    error_rate: float | None = Field(
+    error_rate: float = Field(
         default=0.01,
         ge=0,
         le=1,
-        description="Maximum share (0-1) of canary requests answered with 5xx; default 0.01 (1%).",
+        description="Maximum share (0-1) of canary requests answered with 5xx; 1 turns the check off.",
     )
     max_latency_ratio_to_stable: float | None = Field(
         default=None,
