@@ -1,0 +1,130 @@
+"""PromQL over the sidecar metrics (pure functions: strings in, strings out).
+
+Which series describe a revision: every request is counted by the sidecar of the pod that served it,
+with `revision` = that pod's revision and `route="local"`. A stable sidecar also counts the requests
+it forwards to the canary (`route="canary"`), so selecting `route="local"` counts each request once,
+where it was served. Shadow copies are served by the shadow revision's own sidecar (`route="local"`
+there); their comparison results are counted by the stable sidecar that sent them, in
+`modeldeploy_shadow_requests_total{revision=<shadow revision>, result=match|mismatch|error|dropped}`.
+
+Every query covers one window ending now: `increase(...[w])` for counts, `rate(...[w])` inside
+`histogram_quantile` for latency. Errors are responses with a 5xx status code.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+REQUESTS = "modeldeploy_requests_total"
+DURATION = "modeldeploy_request_duration_seconds"
+SHADOW = "modeldeploy_shadow_requests_total"
+ERROR_CODES = "5.."
+COMPARED_RESULTS = ("match", "mismatch", "error")
+"""Shadow results that count as compared; `dropped` copies were never sent (the stable sidecar was busy)."""
+
+
+def promql_string(value: str) -> str:
+    """A PromQL double-quoted string literal for `value` (backslash and quote escaped)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def promql_duration(window: timedelta) -> str:
+    """A range-selector duration in whole seconds, rounded up (e.g. 30s, 90s); at least 1s."""
+    seconds = max(1, math.ceil(window.total_seconds()))
+    return f"{seconds}s"
+
+
+def query_window(interval: timedelta, min_window: timedelta) -> timedelta:
+    """The window every query covers: the analysis interval, but never less than `min_window`.
+
+    `rate()`/`increase()` need at least two samples in the window, so `min_window` should be at least
+    two (better four) scrape intervals of the Prometheus that scrapes the sidecars.
+    """
+    if interval <= timedelta(0) or min_window < timedelta(0):
+        raise ValueError("interval must be positive and min_window not negative")
+    return max(interval, min_window)
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionSelector:
+    """The series of one revision of one ModelDeployment, as served by that revision's own pods."""
+
+    model: str
+    namespace: str
+    revision: str
+
+    def matchers(self, *extra: str) -> str:
+        parts = [
+            f"namespace={promql_string(self.namespace)}",
+            f"model={promql_string(self.model)}",
+            f"revision={promql_string(self.revision)}",
+            *extra,
+        ]
+        return "{" + ",".join(parts) + "}"
+
+    def served(self, *extra: str) -> str:
+        """Matchers of the requests this revision served (each counted once)."""
+        return self.matchers('route="local"', *extra)
+
+
+def requests_query(sel: RevisionSelector, window: str) -> str:
+    """Requests the revision served in the window."""
+    return f"sum(increase({REQUESTS}{sel.served()}[{window}]))"
+
+
+def errors_query(sel: RevisionSelector, window: str) -> str:
+    """Requests the revision answered with a 5xx status in the window."""
+    return f"sum(increase({REQUESTS}{sel.served(f'code=~{promql_string(ERROR_CODES)}')}[{window}]))"
+
+
+def error_ratio_query(sel: RevisionSelector, window: str) -> str:
+    """Errors / requests in the window (what the analysis computes from the two counts above)."""
+    return f"{errors_query(sel, window)} / {requests_query(sel, window)}"
+
+
+def latency_quantile_query(sel: RevisionSelector, window: str, quantile: float = 0.99) -> str:
+    """The latency quantile (seconds) of the requests the revision served in the window."""
+    if not 0 < quantile < 1:
+        raise ValueError(f"quantile must be between 0 and 1, got {quantile}")
+    buckets = f"{DURATION}_bucket{sel.served()}"
+    return f"histogram_quantile({quantile:g}, sum by (le) (rate({buckets}[{window}])))"
+
+
+def latency_buckets_query(sel: RevisionSelector, window: str) -> str:
+    """Cumulative request counts per latency bucket (`le`) in the window; `+Inf` is every request."""
+    return f"sum by (le) (increase({DURATION}_bucket{sel.served()}[{window}]))"
+
+
+def shadow_results_query(sel: RevisionSelector, window: str) -> str:
+    """Shadow copies sent to the revision in the window, by comparison result."""
+    return f"sum by (result) (increase({SHADOW}{sel.matchers()}[{window}]))"
+
+
+def shadow_agreement_query(sel: RevisionSelector, window: str) -> str:
+    """Matching / compared shadow copies in the window (`dropped` copies were not compared)."""
+    compared = promql_string("|".join(COMPARED_RESULTS))
+    match = "result=" + promql_string("match")
+    matched = f"sum(increase({SHADOW}{sel.matchers(match)}[{window}]))"
+    total = f"sum(increase({SHADOW}{sel.matchers(f'result=~{compared}')}[{window}]))"
+    return f"{matched} / {total}"
+
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def render_template(template: str, variables: Mapping[str, str]) -> str:
+    """Replace `{{ name }}` placeholders (spaces optional) with `variables[name]`.
+
+    An unknown placeholder is an error naming the known ones, so a typo never reaches Prometheus.
+    """
+    unknown = sorted({m.group(1) for m in _PLACEHOLDER.finditer(template)} - set(variables))
+    if unknown:
+        known = ", ".join("{{" + name + "}}" for name in variables)
+        shown = ", ".join("{{" + name + "}}" for name in unknown)
+        raise ValueError(f"unknown placeholder {shown} in query (known: {known})")
+    return _PLACEHOLDER.sub(lambda m: variables[m.group(1)], template)
