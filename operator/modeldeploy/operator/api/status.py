@@ -23,6 +23,9 @@ Phase = Literal["Progressing", "Paused", "Succeeded", "RolledBack", "Degraded", 
 PHASES: tuple[Phase, ...] = ("Progressing", "Paused", "Succeeded", "RolledBack", "Degraded", "Failed")
 Verdict = Literal["Pass", "Fail", "Inconclusive"]
 Outcome = Literal["Promoted", "RolledBack", "Failed", "Superseded"]
+ActionResult = Literal["Applied", "Ignored", "Rejected"]
+PauseReason = Literal["UserPaused", "InconclusiveAnalysis"]
+MAX_DRAINING = 16
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
@@ -107,6 +110,18 @@ class LastAction(ApiModel):
         default=None, description="Value of the action's request annotation, so a request is applied once."
     )
     at: datetime = Field(description="When the operator carried it out.")
+    result: ActionResult | None = Field(
+        default=None,
+        description="Applied, Ignored (nothing to do in the current state) or Rejected (unknown action).",
+    )
+    message: Message = Field(default="", description="What the action did, or why it did nothing.")
+
+
+class DrainingRevision(ApiModel):
+    """A revision that no longer gets traffic and is removed (or scaled to zero) once drained."""
+
+    revision: Revision = Field(description="Revision hash.")
+    since: datetime = Field(description="When its traffic was cut; removal follows after the drain period.")
 
 
 class ModelDeploymentStatus(ApiModel):
@@ -126,10 +141,30 @@ class ModelDeploymentStatus(ApiModel):
     canary_revision: Revision | None = Field(
         default=None, description="Revision being rolled out (shadow or canary), if any."
     )
+    canary_image: Annotated[str, bounded(512)] | None = Field(
+        default=None, description="Model image of the revision being rolled out."
+    )
     current_step: int | None = Field(
         default=None, ge=0, description="Index (from 0) of the rollout step in progress."
     )
     step_started_at: datetime | None = Field(default=None, description="When the current step started.")
+    waiting_for_pods_since: datetime | None = Field(
+        default=None,
+        description=(
+            "Set while the current step (or the first revision) waits for its pods to become ready; "
+            "progressDeadline counts from here."
+        ),
+    )
+    paused_at: datetime | None = Field(
+        default=None, description="When the rollout was paused by the user or by inconclusive analysis."
+    )
+    pause_reason: PauseReason | None = Field(
+        default=None, description="UserPaused (kubectl modeldeploy pause) or InconclusiveAnalysis."
+    )
+    draining: Annotated[list[DrainingRevision], Field(max_length=MAX_DRAINING)] = Field(
+        default_factory=list,
+        description="Revisions whose traffic was cut, waiting out the drain period before scale-down.",
+    )
     traffic: TrafficStatus = Field(default_factory=TrafficStatus, description="Traffic split in effect.")
     analysis: AnalysisStatus = Field(default_factory=AnalysisStatus, description="Analysis of the canary.")
     rollback_reason: Message | None = Field(default=None, description="Why the latest rollback happened.")
