@@ -9,6 +9,7 @@ if any metric failed, `inconclusive` if any metric was inconclusive and none fai
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -64,10 +65,14 @@ def overall_verdict(results: tuple[MetricVerdict, ...] | list[MetricVerdict]) ->
 
 @dataclass(frozen=True, slots=True)
 class AnalysisOutcome:
-    """All metric verdicts of one analysis run of `revision` (the canary or shadow revision)."""
+    """All metric verdicts of one analysis run of `revision` (the canary or shadow revision).
+
+    `at`: when the run finished (timezone-aware), so a run is counted once.
+    """
 
     revision: str
     results: tuple[MetricVerdict, ...]
+    at: datetime | None = None
 
     @property
     def verdict(self) -> Verdict:
