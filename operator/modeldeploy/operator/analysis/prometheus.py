@@ -209,7 +209,7 @@ class PrometheusClient:
                 body = await response.read()
         except TimeoutError as exc:
             raise PrometheusUnreachable(
-                self.url, promql, f"Prometheus at {self.url} did not answer within {self.timeout:g}s"
+                self.url, promql, f"Prometheus unreachable at {self.url}: no answer within {self.timeout:g}s"
             ) from exc
         except aiohttp.ClientError as exc:
             raise PrometheusUnreachable(

@@ -1,0 +1,302 @@
+"""One analysis run: build the queries for the revision under test, fetch them, judge every metric.
+
+    outcome = await analyze(spec.rollout.analysis, name, namespace, canary_revision=new,
+                            stable_revision=stable, phase_kind="canary", prom=clients.get(url))
+
+All queries of a run go out concurrently. Prometheus unreachable (or answering 5xx after retries)
+makes every metric inconclusive with the reason; a query Prometheus rejects makes that one metric
+inconclusive with Prometheus' error text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from modeldeploy.operator.analysis import queries as q
+from modeldeploy.operator.analysis import verdict as v
+from modeldeploy.operator.analysis.prometheus import (
+    PrometheusClient,
+    PrometheusError,
+    PrometheusHTTPError,
+    PrometheusUnreachable,
+    QueryResult,
+)
+from modeldeploy.operator.analysis.results import AnalysisOutcome, MetricVerdict
+from modeldeploy.operator.api.durations import parse_duration
+from modeldeploy.operator.api.rollout import AnalysisSpec, CustomMetric
+
+PhaseKind = Literal["canary", "shadow"]
+
+DEFAULT_MIN_WINDOW = timedelta(seconds=30)
+"""Queries never cover less than this (>= two scrape intervals of a Prometheus scraping every 15s)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The resolved queries of one run (what the run will ask Prometheus)."""
+
+    window: str
+    canary: q.RevisionSelector
+    stable: q.RevisionSelector
+
+    def requests(self, sel: q.RevisionSelector) -> str:
+        return q.requests_query(sel, self.window)
+
+    def errors(self, sel: q.RevisionSelector) -> str:
+        return q.errors_query(sel, self.window)
+
+    def p99(self, sel: q.RevisionSelector) -> str:
+        return q.latency_quantile_query(sel, self.window)
+
+    def buckets(self, sel: q.RevisionSelector) -> str:
+        return q.latency_buckets_query(sel, self.window)
+
+    def shadow_results(self) -> str:
+        return q.shadow_results_query(self.canary, self.window)
+
+
+Fetched = dict[str, QueryResult | PrometheusError]
+
+
+async def _fetch(prom: PrometheusClient, promql: Iterable[str]) -> Fetched:
+    unique = list(dict.fromkeys(promql))
+    answers = await asyncio.gather(*(prom.query(x) for x in unique), return_exceptions=True)
+    fetched: Fetched = {}
+    for query, answer in zip(unique, answers, strict=True):
+        if isinstance(answer, QueryResult | PrometheusError):
+            fetched[query] = answer
+        elif isinstance(answer, BaseException):
+            raise answer
+    return fetched
+
+
+class _Missing(Exception):
+    """A query of this metric had no usable answer; `message` says why."""
+
+
+def _result(fetched: Fetched, query: str) -> QueryResult:
+    answer = fetched[query]
+    if isinstance(answer, PrometheusError):
+        raise _Missing(answer.message)
+    return answer
+
+
+def _number(fetched: Fetched, query: str) -> float | None:
+    try:
+        return _result(fetched, query).value()
+    except ValueError as exc:
+        raise _Missing(str(exc)) from exc
+
+
+def _count(fetched: Fetched, query: str) -> float:
+    """A sum of increase(): no series means nothing was counted (0); NaN counts as 0 too."""
+    value = _number(fetched, query)
+    return 0.0 if value is None or math.isnan(value) else value
+
+
+def _buckets(fetched: Fetched, query: str) -> dict[float, float]:
+    out: dict[float, float] = {}
+    for le, count in _result(fetched, query).by_label("le").items():
+        try:
+            out[float(le)] = 0.0 if math.isnan(count) else count
+        except ValueError:
+            continue
+    return out
+
+
+def _counts(fetched: Fetched, plan: Plan, sel: q.RevisionSelector) -> v.Counts:
+    return v.Counts(hits=_count(fetched, plan.errors(sel)), total=_count(fetched, plan.requests(sel)))
+
+
+def _template_variables(plan: Plan) -> dict[str, str]:
+    return {
+        "model": plan.canary.model,
+        "namespace": plan.canary.namespace,
+        "revision": plan.canary.revision,
+        "stableRevision": plan.stable.revision,
+        "interval": plan.window,
+    }
+
+
+JudgeFn = Callable[[Fetched, str], MetricVerdict]
+"""Judges a metric from the fetched answers and its displayed query."""
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One metric to judge: the queries it needs, the query shown in status, its threshold."""
+
+    metric: str
+    threshold: float | None
+    shown: str
+    needs: tuple[str, ...]
+    judge: JudgeFn
+
+
+def _checks(spec: AnalysisSpec, plan: Plan, phase_kind: PhaseKind, judge: v.Judge) -> list[Check]:
+    c, s = plan.canary, plan.stable
+    checks: list[Check] = []
+    slo = spec.slo
+
+    def add(metric: str, threshold: float | None, shown: str, needs: list[str], fn: JudgeFn) -> None:
+        checks.append(Check(metric, threshold, shown, tuple(needs), fn))
+
+    if slo.error_rate is not None:
+        limit = slo.error_rate
+        add(
+            v.ERROR_RATE,
+            limit,
+            q.error_ratio_query(c, plan.window),
+            [plan.errors(c), plan.requests(c)],
+            lambda f, shown: v.judge_error_rate(_counts(f, plan, c), limit, judge, shown),
+        )
+    if slo.max_error_rate_delta_to_stable is not None:
+        delta = slo.max_error_rate_delta_to_stable
+        shown = f"({q.error_ratio_query(c, plan.window)}) - ({q.error_ratio_query(s, plan.window)})"
+        add(
+            v.ERROR_RATE_DELTA,
+            delta,
+            shown,
+            [plan.errors(c), plan.requests(c), plan.errors(s), plan.requests(s)],
+            lambda f, shown: v.judge_error_rate_delta(
+                _counts(f, plan, c), _counts(f, plan, s), delta, judge, shown
+            ),
+        )
+    if slo.latency_p99 is not None:
+        seconds = parse_duration(slo.latency_p99).total_seconds()
+        add(
+            v.LATENCY_P99,
+            seconds,
+            plan.p99(c),
+            [plan.p99(c), plan.buckets(c)],
+            lambda f, shown: v.judge_latency_p99(
+                _number(f, plan.p99(c)), _buckets(f, plan.buckets(c)), seconds, judge, shown
+            ),
+        )
+    if slo.max_latency_ratio_to_stable is not None:
+        ratio = slo.max_latency_ratio_to_stable
+        add(
+            v.LATENCY_RATIO,
+            ratio,
+            f"{plan.p99(c)} / {plan.p99(s)}",
+            [plan.p99(c), plan.p99(s), plan.requests(c), plan.requests(s)],
+            lambda f, shown: v.judge_latency_ratio(
+                _number(f, plan.p99(c)),
+                _number(f, plan.p99(s)),
+                _count(f, plan.requests(c)),
+                _count(f, plan.requests(s)),
+                ratio,
+                judge,
+                shown,
+            ),
+        )
+    if phase_kind == "shadow" and spec.shadow_agreement_min is not None:
+        minimum = spec.shadow_agreement_min
+
+        def agreement(f: Fetched, shown: str) -> MetricVerdict:
+            by_result = _result(f, plan.shadow_results()).by_label("result")
+            compared = sum(by_result.get(r, 0.0) for r in q.COMPARED_RESULTS)
+            return v.judge_shadow_agreement(by_result.get("match", 0.0), compared, minimum, judge, shown)
+
+        add(
+            v.SHADOW_AGREEMENT,
+            minimum,
+            q.shadow_agreement_query(c, plan.window),
+            [plan.shadow_results()],
+            agreement,
+        )
+    variables = _template_variables(plan)
+    for metric in spec.metrics:
+        checks.append(_custom_check(metric, variables))
+    return checks
+
+
+def _custom_check(metric: CustomMetric, variables: dict[str, str]) -> Check:
+    name, low, high = metric.name, metric.min, metric.max
+    threshold = high if high is not None else low
+    try:
+        resolved = q.render_template(metric.query, variables)
+    except ValueError as exc:
+        message = f"{name}: {exc}"
+        return Check(
+            name,
+            threshold,
+            metric.query,
+            (),
+            lambda f, shown: v.inconclusive(name, threshold, shown, message),
+        )
+    return Check(
+        name,
+        threshold,
+        resolved,
+        (resolved,),
+        lambda f, shown: v.judge_custom(name, _number(f, shown), low, high, shown),
+    )
+
+
+def plan_run(
+    spec: AnalysisSpec,
+    name: str,
+    namespace: str,
+    canary_revision: str,
+    stable_revision: str,
+    *,
+    min_window: timedelta = DEFAULT_MIN_WINDOW,
+) -> Plan:
+    """The window and revision selectors of a run (pure)."""
+    window = q.query_window(parse_duration(spec.interval), min_window)
+    return Plan(
+        window=q.promql_duration(window),
+        canary=q.RevisionSelector(name, namespace, canary_revision),
+        stable=q.RevisionSelector(name, namespace, stable_revision),
+    )
+
+
+async def analyze(
+    spec: AnalysisSpec,
+    name: str,
+    namespace: str,
+    canary_revision: str,
+    stable_revision: str,
+    phase_kind: PhaseKind,
+    prom: PrometheusClient,
+    *,
+    min_window: timedelta = DEFAULT_MIN_WINDOW,
+    now: datetime | None = None,
+) -> AnalysisOutcome:
+    """Judge `canary_revision` (the canary, or the shadow during shadow steps) against `spec`.
+
+    `stable_revision` is the comparison baseline over the same window. Never raises for Prometheus
+    trouble: an unreachable Prometheus makes every metric inconclusive, with the reason.
+    """
+    if phase_kind not in ("canary", "shadow"):
+        raise ValueError(f"phase_kind must be 'canary' or 'shadow', got {phase_kind!r}")
+    plan = plan_run(spec, name, namespace, canary_revision, stable_revision, min_window=min_window)
+    judge = v.Judge(min_requests=spec.min_requests, confidence=spec.confidence, window=plan.window)
+    checks = _checks(spec, plan, phase_kind, judge)
+    fetched = await _fetch(prom, (query for check in checks for query in check.needs))
+    down = next(
+        (
+            answer
+            for answer in fetched.values()
+            if isinstance(answer, PrometheusUnreachable | PrometheusHTTPError)
+        ),
+        None,
+    )
+    results: list[MetricVerdict] = []
+    for check in checks:
+        if down is not None:
+            results.append(v.inconclusive(check.metric, check.threshold, check.shown, down.message))
+            continue
+        try:
+            results.append(check.judge(fetched, check.shown))
+        except _Missing as exc:
+            results.append(
+                v.inconclusive(check.metric, check.threshold, check.shown, f"{check.metric}: {exc}")
+            )
+    return AnalysisOutcome(revision=canary_revision, results=tuple(results), at=now or datetime.now(UTC))

@@ -1,0 +1,88 @@
+"""PromQL builders: selectors, windows, escaping, templates."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from modeldeploy.operator.analysis import queries as q
+
+SEL = q.RevisionSelector(model="iris", namespace="ml", revision="1a2b3c4d5e")
+SERVED = 'namespace="ml",model="iris",revision="1a2b3c4d5e",route="local"'
+
+
+def test_request_and_error_counts_select_the_revision_where_it_served() -> None:
+    assert q.requests_query(SEL, "30s") == f"sum(increase(modeldeploy_requests_total{{{SERVED}}}[30s]))"
+    assert q.errors_query(SEL, "30s") == (
+        f'sum(increase(modeldeploy_requests_total{{{SERVED},code=~"5.."}}[30s]))'
+    )
+    assert q.error_ratio_query(SEL, "1m") == f"{q.errors_query(SEL, '1m')} / {q.requests_query(SEL, '1m')}"
+
+
+def test_latency_queries() -> None:
+    assert q.latency_quantile_query(SEL, "30s") == (
+        "histogram_quantile(0.99, sum by (le) "
+        f"(rate(modeldeploy_request_duration_seconds_bucket{{{SERVED}}}[30s])))"
+    )
+    assert q.latency_buckets_query(SEL, "45s") == (
+        f"sum by (le) (increase(modeldeploy_request_duration_seconds_bucket{{{SERVED}}}[45s]))"
+    )
+    with pytest.raises(ValueError, match="quantile"):
+        q.latency_quantile_query(SEL, "30s", quantile=99)
+
+
+def test_shadow_queries_use_every_route_of_the_shadow_revision() -> None:
+    mine = 'namespace="ml",model="iris",revision="1a2b3c4d5e"'
+    assert q.shadow_results_query(SEL, "30s") == (
+        f"sum by (result) (increase(modeldeploy_shadow_requests_total{{{mine}}}[30s]))"
+    )
+    agreement = q.shadow_agreement_query(SEL, "30s")
+    assert f'{{{mine},result="match"}}' in agreement
+    assert f'{{{mine},result=~"match|mismatch|error"}}' in agreement  # dropped copies are not compared
+
+
+def test_label_values_are_escaped() -> None:
+    odd = q.RevisionSelector(model='a"b', namespace="n\\s", revision="r\nx")
+    assert odd.matchers() == '{namespace="n\\\\s",model="a\\"b",revision="r\\nx"}'
+
+
+@pytest.mark.parametrize(
+    ("interval", "min_window", "expected"),
+    [
+        (timedelta(seconds=15), timedelta(seconds=30), "30s"),
+        (timedelta(minutes=2), timedelta(seconds=30), "120s"),
+        (timedelta(milliseconds=1500), timedelta(0), "2s"),
+        (timedelta(milliseconds=10), timedelta(0), "1s"),
+    ],
+)
+def test_window_is_the_interval_but_never_below_the_minimum(
+    interval: timedelta, min_window: timedelta, expected: str
+) -> None:
+    assert q.promql_duration(q.query_window(interval, min_window)) == expected
+
+
+def test_window_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        q.query_window(timedelta(0), timedelta(seconds=30))
+
+
+VARIABLES = {
+    "model": "iris",
+    "namespace": "ml",
+    "revision": "abc",
+    "stableRevision": "def",
+    "interval": "30s",
+}
+
+
+def test_templates_accept_spaces_inside_the_braces() -> None:
+    template = (
+        'sum(rate(x{ns="{{namespace}}",rev="{{ revision }}",old="{{  stableRevision}}"}[{{interval }}]))'
+    )
+    assert q.render_template(template, VARIABLES) == 'sum(rate(x{ns="ml",rev="abc",old="def"}[30s]))'
+
+
+def test_unknown_placeholder_names_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown placeholder \{\{revison\}\}.*\{\{revision\}\}"):
+        q.render_template('x{r="{{revison}}"}', VARIABLES)

@@ -1,0 +1,162 @@
+"""analyze(): which queries a run sends, how answers become verdicts, and Prometheus trouble."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from modeldeploy.operator.analysis import queries as q
+from modeldeploy.operator.analysis.prometheus import PrometheusClient
+from modeldeploy.operator.analysis.results import Verdict
+from modeldeploy.operator.analysis.run import analyze, plan_run
+from modeldeploy.operator.api import AnalysisSpec
+
+SPEC = AnalysisSpec.model_validate(
+    {
+        "interval": "15s",
+        "minRequests": 50,
+        "slo": {
+            "errorRate": 0.01,
+            "latencyP99": "250ms",
+            "maxLatencyRatioToStable": 1.5,
+            "maxErrorRateDeltaToStable": 0.0,
+        },
+        "shadowAgreementMin": 0.98,
+        "metrics": [
+            {"name": "cpu", "query": 'sum(cpu{rev="{{ revision }}",w="{{interval}}"})', "max": 2},
+            {"name": "typo", "query": 'sum(x{r="{{revison}}"})', "max": 1},
+        ],
+    }
+)
+CANARY = q.RevisionSelector("iris", "ml", "canary1234")
+STABLE = q.RevisionSelector("iris", "ml", "stable5678")
+W = "30s"  # 15s interval, 30s minimum window
+
+
+def number(value: float | str) -> dict[str, Any]:
+    return {"resultType": "vector", "result": [{"metric": {}, "value": [1.0, str(value)]}]}
+
+
+def by(label: str, values: dict[str, float]) -> dict[str, Any]:
+    result = [{"metric": {label: k}, "value": [1.0, str(v)]} for k, v in values.items()]
+    return {"resultType": "vector", "result": result}
+
+
+ANSWERS: dict[str, dict[str, Any]] = {
+    q.requests_query(CANARY, W): number(300),
+    q.errors_query(CANARY, W): number(90),
+    q.requests_query(STABLE, W): number(3000),
+    # no 5xx series for stable: empty result means zero errors
+    q.latency_quantile_query(CANARY, W): number(0.12),
+    q.latency_quantile_query(STABLE, W): number(0.1),
+    q.latency_buckets_query(CANARY, W): by("le", {"0.1": 200, "0.25": 300, "+Inf": 300}),
+    q.shadow_results_query(CANARY, W): by("result", {"match": 990, "mismatch": 5, "error": 5, "dropped": 40}),
+    f'sum(cpu{{rev="{CANARY.revision}",w="30s"}})': number(1.5),
+}
+
+
+@dataclass
+class QueryApi:
+    answers: dict[str, dict[str, Any]]
+    seen: list[str] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        query = request.query["query"]
+        self.seen.append(query)
+        data = self.answers.get(query, {"resultType": "vector", "result": []})
+        return web.Response(
+            text=json.dumps({"status": "success", "data": data}), content_type="application/json"
+        )
+
+
+@pytest.fixture
+async def prom() -> AsyncIterator[tuple[QueryApi, PrometheusClient]]:
+    api = QueryApi(dict(ANSWERS))
+    app = web.Application()
+    app.router.add_get("/api/v1/query", api.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    client = PrometheusClient(f"http://127.0.0.1:{runner.addresses[0][1]}", retries=0)
+    try:
+        yield api, client
+    finally:
+        await client.close()
+        await runner.cleanup()
+
+
+async def test_a_shadow_run_judges_every_metric(prom: tuple[QueryApi, PrometheusClient]) -> None:
+    api, client = prom
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    outcome = await analyze(SPEC, "iris", "ml", CANARY.revision, STABLE.revision, "shadow", client, now=at)
+    results = {r.metric: r for r in outcome.results}
+    assert list(results) == [
+        "errorRate",
+        "errorRateDeltaToStable",
+        "latencyP99",
+        "latencyP99RatioToStable",
+        "shadowAgreement",
+        "cpu",
+        "typo",
+    ]
+    assert outcome.revision == CANARY.revision and outcome.at == at
+    assert results["errorRate"].verdict is Verdict.FAIL and results["errorRate"].value == pytest.approx(0.3)
+    assert results["errorRate"].query == q.error_ratio_query(CANARY, W)
+    assert results["errorRateDeltaToStable"].verdict is Verdict.FAIL
+    assert results["errorRateDeltaToStable"].value == pytest.approx(0.3)
+    assert results["latencyP99"].verdict is Verdict.PASS and results["latencyP99"].value == 0.12
+    assert results["latencyP99RatioToStable"].verdict is Verdict.PASS
+    assert results["latencyP99RatioToStable"].value == pytest.approx(1.2)
+    assert results["shadowAgreement"].verdict is Verdict.PASS
+    assert results["shadowAgreement"].value == pytest.approx(0.99)  # dropped copies are not compared
+    assert (
+        results["cpu"].verdict is Verdict.PASS
+        and results["cpu"].query == 'sum(cpu{rev="canary1234",w="30s"})'
+    )
+    assert (
+        results["typo"].verdict is Verdict.INCONCLUSIVE
+        and "unknown placeholder {{revison}}" in results["typo"].message
+    )
+    assert outcome.verdict is Verdict.FAIL
+    assert len(api.seen) == len(set(api.seen)) == 9  # shared queries are sent once
+
+
+async def test_a_canary_run_has_no_shadow_agreement(prom: tuple[QueryApi, PrometheusClient]) -> None:
+    _, client = prom
+    outcome = await analyze(SPEC, "iris", "ml", CANARY.revision, STABLE.revision, "canary", client)
+    assert "shadowAgreement" not in {r.metric for r in outcome.results}
+    assert outcome.at is not None and outcome.at.tzinfo is not None
+
+
+async def test_no_traffic_is_inconclusive(prom: tuple[QueryApi, PrometheusClient]) -> None:
+    api, client = prom
+    api.answers = {}
+    spec = SPEC.model_copy(update={"metrics": []})
+    outcome = await analyze(spec, "iris", "ml", CANARY.revision, STABLE.revision, "shadow", client)
+    assert {r.verdict for r in outcome.results} == {Verdict.INCONCLUSIVE}
+    assert outcome.results[0].message == "error rate: served only 0 requests in 30s (minRequests 50)"
+
+
+async def test_unreachable_prometheus_makes_every_metric_inconclusive() -> None:
+    client = PrometheusClient("http://127.0.0.1:9", retries=0, timeout=1)
+    outcome = await analyze(SPEC, "iris", "ml", CANARY.revision, STABLE.revision, "canary", client)
+    await client.close()
+    assert outcome.verdict is Verdict.INCONCLUSIVE
+    assert {r.verdict for r in outcome.results} == {Verdict.INCONCLUSIVE}
+    assert all(
+        r.message.startswith("Prometheus unreachable at http://127.0.0.1:9: ") for r in outcome.results
+    )
+    assert all(r.query for r in outcome.results)  # the query that would have run is still shown
+
+
+def test_the_window_follows_the_interval_with_a_floor() -> None:
+    slow = SPEC.model_copy(update={"interval": "2m"})
+    assert plan_run(slow, "iris", "ml", "a", "b").window == "120s"
+    assert plan_run(SPEC, "iris", "ml", "a", "b").window == "30s"
+    assert plan_run(SPEC, "iris", "ml", "a", "b", min_window=timedelta(seconds=5)).window == "15s"
