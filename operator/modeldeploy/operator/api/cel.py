@@ -10,13 +10,14 @@ validator next to it (the unit tests check both sides reject the same specs).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler
+from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
+from pydantic_core import CoreSchema, core_schema
 
 VALIDATIONS_KEY = "x-kubernetes-validations"
 
@@ -80,3 +81,36 @@ class ApiModel(BaseModel):
             target = handler.resolve_ref_schema(schema)
             target[VALIDATIONS_KEY] = [rule.as_schema() for rule in cls.__cel_rules__]
         return schema
+
+
+def cel_raw_string(text: str) -> str:
+    """`text` as a CEL raw string literal (backslashes kept as they are), e.g. for a regular expression."""
+    for quote in ("'", '"'):
+        if quote not in text and "\n" not in text:
+            return f"r{quote}{text}{quote}"
+    raise ValueError(f"cannot write {text!r} as a CEL raw string: it contains both quote characters")
+
+
+@dataclass(frozen=True)
+class Matches:
+    """A string must match `pattern`; checked in Python and by a CEL rule with a readable `message`.
+
+    Used instead of an OpenAPI `pattern`, whose error shows users the regular expression.
+    """
+
+    pattern: str
+    message: str
+
+    def check(self, value: str) -> str:
+        if not re.search(self.pattern, value):
+            raise ValueError(f"{self.message}, got {value!r}")
+        return value
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        rule = CelRule(f"self.matches({cel_raw_string(self.pattern)})", self.message)
+        return rule.__get_pydantic_json_schema__(schema, handler)

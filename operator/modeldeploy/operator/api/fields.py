@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, StringConstraints
 
-from modeldeploy.operator.api.cel import CelRule, SchemaExtra
+from modeldeploy.operator.api.cel import CelRule, SchemaExtra, cel_raw_string
 from modeldeploy.operator.api.durations import DURATION_EXAMPLES, DURATION_PATTERN, parse_duration
 
 MAX_DURATION_LENGTH = 32
@@ -25,12 +25,12 @@ def _check_positive_duration(value: str) -> str:
 
 
 _DURATION_RULE = CelRule(
-    f"self.matches(r'{DURATION_PATTERN}')",
+    f"self.matches({cel_raw_string(DURATION_PATTERN)})",
     f"must be a duration such as {DURATION_EXAMPLES}",
 )
 # Only judged on well-formed durations, so a malformed one gets one message, not two.
 _POSITIVE_RULE = CelRule(
-    f"!self.matches(r'{DURATION_PATTERN}') || self.matches('[1-9]')",
+    f"!self.matches({cel_raw_string(DURATION_PATTERN)}) || self.matches('[1-9]')",
     "must be greater than zero",
 )
 
@@ -82,9 +82,12 @@ Quantity = Annotated[
         {
             "x-kubernetes-int-or-string": True,
             "anyOf": [{"type": "integer"}, {"type": "string"}],
-            "pattern": QUANTITY_PATTERN,
             "maxLength": 64,
         }
+    ),
+    CelRule(
+        f"type(self) != string || self.matches({cel_raw_string(QUANTITY_PATTERN)})",
+        "must be a quantity such as 500m, 2, 1.5, 512Mi or 1Gi",
     ),
 ]
 """A Kubernetes resource quantity (`500m`, `2`, `512Mi`); numbers are kept as their string form."""

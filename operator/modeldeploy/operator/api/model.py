@@ -9,9 +9,12 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from modeldeploy.operator.api.cel import ApiModel, CelRule, SchemaExtra
+from modeldeploy.operator.api.cel import ApiModel, CelRule, Matches, SchemaExtra
 from modeldeploy.operator.api.fields import ENV_NAME_PATTERN, Name, Quantity, bounded
 
+_ENV_NAME = Matches(
+    ENV_NAME_PATTERN, "must consist of letters, digits, '_', '-' or '.' and not start with a digit"
+)
 MAX_ENV = 64
 MAX_ARGS = 64
 
@@ -83,7 +86,7 @@ class EnvVar(ApiModel):
         CelRule("!(has(self.value) && has(self.valueFrom))", "env var may set value or valueFrom, not both"),
     )
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ENV_NAME_PATTERN)] = Field(
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128), _ENV_NAME] = Field(
         description="Variable name (letters, digits, '_', '-', '.'; not starting with a digit)."
     )
     value: Annotated[str, bounded(32768)] | None = Field(
@@ -117,9 +120,9 @@ class Resources(ApiModel):
 class HttpGet(ApiModel):
     """An HTTP GET check against the model container."""
 
-    path: Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=r"^/")] = Field(
-        description="Request path, e.g. /readyz."
-    )
+    path: Annotated[
+        str, StringConstraints(min_length=1, max_length=1024), Matches("^/", "must start with /")
+    ] = Field(description="Request path, e.g. /readyz.")
     port: int | None = Field(default=None, ge=1, le=65535, description="Port; defaults to spec.model.port.")
     scheme: Literal["HTTP", "HTTPS"] = Field(default="HTTP", description="HTTP or HTTPS.")
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 import itertools
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, StringConstraints, Tag, model_validator
+from pydantic import AfterValidator, Discriminator, Field, StringConstraints, Tag, model_validator
 
-from modeldeploy.operator.api.cel import ApiModel, CelRule, SchemaExtra
+from modeldeploy.operator.api.cel import ApiModel, CelRule, Matches, SchemaExtra
 from modeldeploy.operator.api.fields import PositiveDuration, bounded
 
 MAX_STEPS = 32
 MAX_METRICS = 16
 METRIC_NAME_PATTERN = r"^[a-z]([a-z0-9_-]*[a-z0-9])?$"
+_METRIC_NAME = Matches(
+    METRIC_NAME_PATTERN,
+    "must be lowercase letters, digits, '-' or '_', start with a letter and end with a letter or digit",
+)
 TEMPLATE_VARIABLES = ("model", "namespace", "revision", "stableRevision", "interval")
 
 
@@ -154,7 +158,7 @@ class CustomMetric(ApiModel):
         ),
     )
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=METRIC_NAME_PATTERN)] = Field(
+    name: Annotated[str, StringConstraints(min_length=1, max_length=63), _METRIC_NAME] = Field(
         description="Name shown in status and events (lowercase letters, digits, '-', '_')."
     )
     query: Annotated[str, bounded(4096, 1)] = Field(
@@ -173,6 +177,20 @@ class CustomMetric(ApiModel):
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"metric {self.name}: min must not be greater than max")
         return self
+
+
+_CONFIDENCE = "confidence must be at least 0.5 and below 1, e.g. 0.95"
+# A CEL rule rather than minimum/maximum: the API server prints fractional bounds rounded (as "0").
+_CONFIDENCE_RULE = "self >= 0.5 && self < 1.0"
+
+
+def _check_confidence(value: float) -> float:
+    if not 0.5 <= value < 1:
+        raise ValueError(f"{_CONFIDENCE}, got {value}")
+    return value
+
+
+Confidence = Annotated[float, AfterValidator(_check_confidence), CelRule(_CONFIDENCE_RULE, _CONFIDENCE)]
 
 
 class AnalysisSpec(ApiModel):
@@ -204,11 +222,10 @@ class AnalysisSpec(ApiModel):
         le=1_000_000_000,
         description="Requests the canary must serve in the window for a verdict; fewer is inconclusive.",
     )
-    confidence: float = Field(
+    confidence: Confidence = Field(
         default=0.95,
-        ge=0.5,
-        le=0.9999,
-        description="Confidence level of the statistical test comparing canary and stable error rates.",
+        description="Confidence level (0.5 to below 1) of the statistical test comparing canary and "
+        "stable error rates.",
     )
     slo: Slo = Field(default_factory=Slo, description="Latency and error objectives.")
     shadow_agreement_min: float | None = Field(
@@ -255,10 +272,6 @@ class RolloutSpec(ApiModel):
     steps: Annotated[
         list[Step],
         Field(max_length=MAX_STEPS),
-        CelRule(
-            "self.all(s, [has(s.shadow), has(s.canary), has(s.pause)].exists_one(x, x))",
-            "each step must set exactly one of shadow, canary or pause",
-        ),
     ] = Field(description="Steps in order; after the last one the new revision is promoted to stable.")
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec, description="How each step is judged.")
 

@@ -6,11 +6,12 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
-from modeldeploy.operator.api.cel import ApiModel, CelRule
+from modeldeploy.operator.api.cel import ApiModel, CelRule, Matches
 from modeldeploy.operator.api.fields import HEADER_PATTERN, Duration, PositiveDuration, bounded
 from modeldeploy.operator.api.model import ModelSpec
 from modeldeploy.operator.api.rollout import RolloutSpec
 
+_HEADER = Matches(HEADER_PATTERN, "must be an HTTP header name such as x-modeldeploy-key (no spaces)")
 _URL_RULE = "prometheus.url must start with http:// or https://"
 
 
@@ -46,9 +47,7 @@ class ShadowComparison(ApiModel):
 class TrafficSpec(ApiModel):
     """How live traffic is split between the stable and the new revision."""
 
-    sticky_header: (
-        Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=HEADER_PATTERN)] | None
-    ) = Field(
+    sticky_header: Annotated[str, StringConstraints(min_length=1, max_length=128), _HEADER] | None = Field(
         default=None,
         description=(
             "Request header (e.g. x-modeldeploy-key) whose value pins a client to one revision during "

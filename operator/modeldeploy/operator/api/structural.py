@@ -7,8 +7,8 @@ module does that conversion and refuses what it cannot express, with the path of
 
 - `$ref` is inlined; the field's own description wins over the referenced type's docstring.
 - `anyOf [X, {type: null}]` becomes X (an optional field is simply left out, never null).
-- A union of one-key objects (rollout steps) becomes one object with all keys optional; the rule
-  that exactly one is set is a CEL rule on the type.
+- A union of one-key objects (rollout steps) becomes one object with all keys optional and a CEL
+  rule that exactly one is set.
 - An optional object field with a default factory gets `default: {}`, so the API server fills in its
   nested defaults (`spec.rollout.analysis.interval` appears even when `analysis` was left out).
 - Every property needs a description, every string a maxLength (or enum/format), every list a
@@ -156,6 +156,12 @@ class _Converter:
             + " ".join(variant.get("description", "") for variant in variants).strip(),
             "type": "object",
             "properties": properties,
+            _RULES: [
+                {
+                    "rule": "[" + ", ".join(f"has(self.{name})" for name in names) + "].exists_one(x, x)",
+                    "message": f"must set exactly one of {listed}",
+                }
+            ],
             _UNION: True,
         }
         return {**merged, **node}

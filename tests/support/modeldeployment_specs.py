@@ -1,0 +1,327 @@
+"""ModelDeployment manifests for tests: a valid one, and invalid variants with the message a user sees.
+
+The same table drives the unit tests (pydantic must reject each spec) and the API tests (the real
+API server must reject each with the CEL/OpenAPI message), so the two layers cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+Manifest = dict[str, Any]
+
+
+def valid_manifest(name: str = "iris") -> Manifest:
+    """A small valid ModelDeployment (shadow, two canary steps, a pause) with a few analysis settings."""
+    return {
+        "apiVersion": "modeldeploy.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"image": "registry.example.com/iris:2.0", "env": [{"name": "A", "value": "1"}]},
+            "replicas": 2,
+            "rollout": {
+                "steps": [
+                    {"shadow": {"percent": 100, "duration": "2m"}},
+                    {"canary": {"weight": 10, "duration": "1m"}},
+                    {"canary": {"weight": 50, "duration": "2m"}},
+                    {"pause": {}},
+                ],
+                "analysis": {
+                    "slo": {"latencyP99": "250ms"},
+                    "metrics": [{"name": "score-mean", "query": "avg(score)", "max": 0.5}],
+                },
+            },
+        },
+    }
+
+
+@dataclass(frozen=True)
+class InvalidSpec:
+    """A change that makes `valid_manifest()` invalid, and what the user is told."""
+
+    id: str
+    change: Callable[[dict[str, Any]], None]
+    """Mutates `spec` in place."""
+    server_message: str
+    """Text the API server's rejection must contain (as printed by kubectl)."""
+    local_message: str | None
+    """Text pydantic's ValidationError must contain; None where only the API server checks it."""
+
+    def manifest(self, name: str) -> Manifest:
+        manifest = valid_manifest(name)
+        self.change(manifest["spec"])
+        return manifest
+
+
+def _steps(spec: dict[str, Any], *steps: dict[str, Any]) -> None:
+    spec["rollout"]["steps"] = list(steps)
+
+
+def _analysis(spec: dict[str, Any]) -> dict[str, Any]:
+    analysis: dict[str, Any] = spec["rollout"]["analysis"]
+    return analysis
+
+
+def _canary(weight: float, duration: str = "1m") -> dict[str, Any]:
+    return {"canary": {"weight": weight, "duration": duration}}
+
+
+def _shadow(percent: float, duration: str = "1m") -> dict[str, Any]:
+    return {"shadow": {"percent": percent, "duration": duration}}
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    """A change setting spec.<path> (dotted) to value."""
+
+    def change(spec: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = spec
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = copy.deepcopy(value)
+
+    return change
+
+
+def _drop(path: str) -> Callable[[dict[str, Any]], None]:
+    def change(spec: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = spec
+        for key in parents:
+            node = node[key]
+        del node[last]
+
+    return change
+
+
+def _then(*changes: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    def change(spec: dict[str, Any]) -> None:
+        for one in changes:
+            one(spec)
+
+    return change
+
+
+DURATION_HINT = "must be a duration such as 250ms, 30s, 2m or 1h30m"
+
+INVALID_SPECS: tuple[InvalidSpec, ...] = (
+    InvalidSpec("missing-image", _drop("model.image"), "spec.model.image: Required value", "model.image"),
+    InvalidSpec(
+        "no-steps",
+        _set("rollout.steps", []),
+        "rollout.steps must contain at least one step",
+        "rollout.steps must contain at least one step",
+    ),
+    InvalidSpec(
+        "step-with-two-kinds",
+        lambda spec: _steps(spec, {**_canary(10), "pause": {}}),
+        'spec.rollout.steps[0]: Invalid value: "object": must set exactly one of shadow, canary or pause',
+        "each step must set exactly one of shadow, canary or pause",
+    ),
+    InvalidSpec(
+        "empty-step",
+        lambda spec: _steps(spec, _canary(10), {}),
+        'spec.rollout.steps[1]: Invalid value: "object": must set exactly one of shadow, canary or pause',
+        "each step must set exactly one of shadow, canary or pause",
+    ),
+    InvalidSpec(
+        "canary-weight-over-100",
+        lambda spec: _steps(spec, _canary(150)),
+        "spec.rollout.steps[0].canary.weight in body should be less than or equal to 100",
+        "less than or equal to 100",
+    ),
+    InvalidSpec(
+        "canary-weights-decrease",
+        lambda spec: _steps(spec, _canary(50), {"pause": {}}, _canary(20)),
+        "canary weights must not decrease from one step to the next",
+        "canary weights must not decrease from one step to the next",
+    ),
+    InvalidSpec(
+        "shadow-percent-negative",
+        lambda spec: _steps(spec, _shadow(-5), _canary(10)),
+        "spec.rollout.steps[0].shadow.percent in body should be greater than or equal to 0",
+        "greater than or equal to 0",
+    ),
+    InvalidSpec(
+        "shadow-percent-over-100",
+        lambda spec: _steps(spec, _shadow(101)),
+        "spec.rollout.steps[0].shadow.percent in body should be less than or equal to 100",
+        "less than or equal to 100",
+    ),
+    InvalidSpec(
+        "shadow-after-canary",
+        lambda spec: _steps(spec, _canary(10), _shadow(100)),
+        "shadow steps must come before canary steps",
+        "shadow steps must come before canary steps",
+    ),
+    InvalidSpec(
+        "duration-in-words",
+        lambda spec: _steps(spec, _canary(10, "5 minutes")),
+        DURATION_HINT,
+        "use a duration such as 250ms, 30s, 2m or 1h30m",
+    ),
+    InvalidSpec(
+        "duration-in-days",
+        _set("progressDeadline", "1d"),
+        DURATION_HINT,
+        "days are not a unit: use e.g. 24h",
+    ),
+    InvalidSpec(
+        "zero-step-duration",
+        lambda spec: _steps(spec, _canary(10, "0s")),
+        'spec.rollout.steps[0].canary.duration: Invalid value: "string": must be greater than zero',
+        "duration must be greater than zero",
+    ),
+    InvalidSpec(
+        "zero-latency-slo",
+        _set("rollout.analysis.slo.latencyP99", "0ms"),
+        'spec.rollout.analysis.slo.latencyP99: Invalid value: "string": must be greater than zero',
+        "duration must be greater than zero",
+    ),
+    InvalidSpec(
+        "error-rate-over-1",
+        _set("rollout.analysis.slo.errorRate", 1.5),
+        "spec.rollout.analysis.slo.errorRate in body should be less than or equal to 1",
+        "less than or equal to 1",
+    ),
+    InvalidSpec(
+        "latency-ratio-not-positive",
+        _set("rollout.analysis.slo.maxLatencyRatioToStable", 0),
+        "spec.rollout.analysis.slo.maxLatencyRatioToStable in body should be greater than 0",
+        "greater than 0",
+    ),
+    InvalidSpec(
+        "metric-without-threshold",
+        _set("rollout.analysis.metrics", [{"name": "p50", "query": "avg(x)"}]),
+        "a custom metric needs a min or a max threshold",
+        "a custom metric needs a min or a max threshold",
+    ),
+    InvalidSpec(
+        "metric-min-above-max",
+        _set("rollout.analysis.metrics", [{"name": "p50", "query": "avg(x)", "min": 2, "max": 1}]),
+        "min must not be greater than max",
+        "min must not be greater than max",
+    ),
+    InvalidSpec(
+        "duplicate-metric-names",
+        _set(
+            "rollout.analysis.metrics",
+            [{"name": "p50", "query": "avg(x)", "max": 1}, {"name": "p50", "query": "avg(y)", "max": 1}],
+        ),
+        'spec.rollout.analysis.metrics[1]: Duplicate value: {"name":"p50"}',
+        "metric names must be unique: p50",
+    ),
+    InvalidSpec(
+        "metric-name-with-spaces",
+        _set("rollout.analysis.metrics", [{"name": "Score Mean", "query": "avg(x)", "max": 1}]),
+        'spec.rollout.analysis.metrics[0].name: Invalid value: "string": must be lowercase letters, digits,'
+        " '-' or '_', start with a letter and end with a letter or digit",
+        "must be lowercase letters, digits, '-' or '_', start with a letter and end with a letter or digit",
+    ),
+    InvalidSpec(
+        "unknown-on-inconclusive",
+        _set("rollout.analysis.onInconclusive", "Promote"),
+        'spec.rollout.analysis.onInconclusive: Unsupported value: "Promote": '
+        'supported values: "Pause", "Fail"',
+        "Input should be 'Pause' or 'Fail'",
+    ),
+    InvalidSpec(
+        "failure-limit-zero",
+        _set("rollout.analysis.failureLimit", 0),
+        "spec.rollout.analysis.failureLimit in body should be greater than or equal to 1",
+        "greater than or equal to 1",
+    ),
+    InvalidSpec(
+        "confidence-one",
+        _set("rollout.analysis.confidence", 1),
+        "confidence must be at least 0.5 and below 1, e.g. 0.95",
+        "confidence must be at least 0.5 and below 1, e.g. 0.95",
+    ),
+    InvalidSpec(
+        "prometheus-url-without-scheme",
+        _set("prometheus", {"url": "prometheus.monitoring:9090"}),
+        "prometheus.url must start with http:// or https://",
+        "prometheus.url must start with http:// or https://",
+    ),
+    InvalidSpec(
+        "env-value-and-value-from",
+        _set(
+            "model.env",
+            [{"name": "TOKEN", "value": "x", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+        ),
+        "env var may set value or valueFrom, not both",
+        "may set value or valueFrom, not both",
+    ),
+    InvalidSpec(
+        "env-value-from-two-sources",
+        _set(
+            "model.env",
+            [
+                {
+                    "name": "TOKEN",
+                    "valueFrom": {
+                        "secretKeyRef": {"name": "s", "key": "k"},
+                        "configMapKeyRef": {"name": "c", "key": "k"},
+                    },
+                }
+            ],
+        ),
+        "valueFrom must set exactly one of secretKeyRef, configMapKeyRef, fieldRef or resourceFieldRef",
+        "valueFrom must set exactly one of secretKeyRef, configMapKeyRef, fieldRef or resourceFieldRef",
+    ),
+    InvalidSpec(
+        "duplicate-env-names",
+        _set("model.env", [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]),
+        'spec.model.env[1]: Duplicate value: {"name":"A"}',
+        "env var A is defined twice",
+    ),
+    InvalidSpec(
+        "bad-resource-quantity",
+        _set("model.resources", {"limits": {"memory": "lots"}}),
+        'spec.model.resources.limits[memory]: Invalid value: "": must be a quantity such as 500m, 2,'
+        " 1.5, 512Mi or 1Gi",
+        "invalid resource quantity 'lots': use e.g. 500m, 2, 1.5, 512Mi or 1Gi",
+    ),
+    InvalidSpec(
+        "port-out-of-range",
+        _set("model.port", 70000),
+        "spec.model.port in body should be less than or equal to 65535",
+        "less than or equal to 65535",
+    ),
+    InvalidSpec(
+        "zero-replicas",
+        _set("replicas", 0),
+        "spec.replicas in body should be greater than or equal to 1",
+        "greater than or equal to 1",
+    ),
+    InvalidSpec(
+        "sticky-header-with-space",
+        _set("traffic", {"stickyHeader": "x model key"}),
+        'spec.traffic.stickyHeader: Invalid value: "string": must be an HTTP header name such as '
+        "x-modeldeploy-key (no spaces)",
+        "must be an HTTP header name such as x-modeldeploy-key (no spaces), got 'x model key'",
+    ),
+    InvalidSpec(
+        "probe-path-without-slash",
+        _set("model.readinessProbe", {"httpGet": {"path": "readyz"}}),
+        'spec.model.readinessProbe.httpGet.path: Invalid value: "string": must start with /',
+        "must start with /, got 'readyz'",
+    ),
+    InvalidSpec(
+        "env-name-starting-with-digit",
+        _set("model.env", [{"name": "1ST", "value": "x"}]),
+        "spec.model.env[0].name: Invalid value: \"string\": must consist of letters, digits, '_', '-' or"
+        " '.' and not start with a digit",
+        "must consist of letters, digits, '_', '-' or '.' and not start with a digit",
+    ),
+    InvalidSpec(
+        "misspelt-field",
+        _then(_drop("replicas"), _set("replica", 3)),
+        'unknown field "spec.replica"',
+        None,
+    ),
+)
