@@ -1,0 +1,193 @@
+"""The Deployment of a revision: the model server container plus the modeldeploy sidecar.
+
+Pod layout: ``model`` runs ``spec.model`` (BentoML by default) on its port, reachable only
+through ``sidecar``, which listens on 8080 (traffic, /readyz, /healthz) and 9090 (/metrics,
+scraped through the ``prometheus.io/*`` pod annotations). Both containers run as non-root with
+a read-only root filesystem, no privilege escalation and no capabilities; ``/tmp`` is a
+writable emptyDir for each.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modeldeploy.operator.api import API_VERSION, KIND, ModelDeploymentSpec, Probe, parse_duration
+from modeldeploy.operator.planner.inputs import ModelDeploymentMeta, PlannerConfig
+from modeldeploy.operator.planner.labels import (
+    CONTAINER_MODEL,
+    CONTAINER_SIDECAR,
+    revision_labels,
+    revision_name,
+    revision_selector,
+    sidecar_service_account_name,
+)
+from modeldeploy.operator.planner.plan import Manifest
+from modeldeploy.serving.routing import routing_configmap_name
+
+MODEL_READY_PATH = "/readyz"
+MODEL_LIVE_PATH = "/livez"
+SIDECAR_DRAIN_DELAY_SECONDS = 5
+"""The sidecar keeps serving this long after SIGTERM, while endpoints stop sending it traffic."""
+SIDECAR_DRAIN_TIMEOUT_SECONDS = 20
+TERMINATION_GRACE_SECONDS = 35
+
+
+def owner_reference(meta: ModelDeploymentMeta) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": meta.name,
+        "uid": meta.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def object_meta(meta: ModelDeploymentMeta, name: str, labels: dict[str, str]) -> dict[str, Any]:
+    """metadata of a child: namespace, labels and the controller ownerReference."""
+    return {
+        "name": name,
+        "namespace": meta.namespace,
+        "labels": labels,
+        "ownerReferences": [owner_reference(meta)],
+    }
+
+
+def _probe(probe: Probe | None, default_path: str, port: int) -> dict[str, Any]:
+    if probe is None:
+        return {
+            "httpGet": {"path": default_path, "port": port, "scheme": "HTTP"},
+            "periodSeconds": 10,
+            "timeoutSeconds": 1,
+            "failureThreshold": 3,
+        }
+    rendered: dict[str, Any] = probe.model_dump(mode="json", by_alias=True, exclude_none=True)
+    rendered["httpGet"].setdefault("port", port)
+    return rendered
+
+
+def _container_security() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def model_container(spec: ModelDeploymentSpec) -> dict[str, Any]:
+    model = spec.model
+    container: dict[str, Any] = {"name": CONTAINER_MODEL, "image": model.image}
+    if model.image_pull_policy is not None:
+        container["imagePullPolicy"] = model.image_pull_policy
+    if model.command is not None:
+        container["command"] = list(model.command)
+    if model.args is not None:
+        container["args"] = list(model.args)
+    if model.env:
+        container["env"] = [
+            var.model_dump(mode="json", by_alias=True, exclude_none=True) for var in model.env
+        ]
+    container["ports"] = [{"name": "model", "containerPort": model.port, "protocol": "TCP"}]
+    if model.resources is not None:
+        container["resources"] = model.resources.model_dump(mode="json", by_alias=True, exclude_none=True)
+    container["readinessProbe"] = _probe(model.readiness_probe, MODEL_READY_PATH, model.port)
+    container["livenessProbe"] = _probe(model.liveness_probe, MODEL_LIVE_PATH, model.port)
+    container["securityContext"] = _container_security()
+    container["volumeMounts"] = [{"name": "model-tmp", "mountPath": "/tmp"}]
+    return container
+
+
+def sidecar_container(
+    meta: ModelDeploymentMeta, spec: ModelDeploymentSpec, revision: str, config: PlannerConfig
+) -> dict[str, Any]:
+    env = {
+        "MODELDEPLOY_MODEL": meta.name,
+        "MODELDEPLOY_NAMESPACE": meta.namespace,
+        "MODELDEPLOY_REVISION": revision,
+        "MODELDEPLOY_UPSTREAM": f"http://127.0.0.1:{spec.model.port}",
+        "MODELDEPLOY_ROUTING_CONFIGMAP": routing_configmap_name(meta.name),
+        "MODELDEPLOY_PORT": str(config.service_port),
+        "MODELDEPLOY_METRICS_PORT": str(config.metrics_port),
+        "MODELDEPLOY_DRAIN_DELAY": str(SIDECAR_DRAIN_DELAY_SECONDS),
+        "MODELDEPLOY_DRAIN_TIMEOUT": str(SIDECAR_DRAIN_TIMEOUT_SECONDS),
+    }
+    container: dict[str, Any] = {
+        "name": CONTAINER_SIDECAR,
+        "image": config.sidecar_image,
+        "imagePullPolicy": config.sidecar_image_pull_policy,
+    }
+    if config.sidecar_command:
+        container["command"] = list(config.sidecar_command)
+    container.update(
+        {
+            "env": [{"name": name, "value": value} for name, value in env.items()],
+            "ports": [
+                {"name": "http", "containerPort": config.service_port, "protocol": "TCP"},
+                {"name": "metrics", "containerPort": config.metrics_port, "protocol": "TCP"},
+            ],
+            "readinessProbe": {
+                "httpGet": {"path": "/readyz", "port": "http", "scheme": "HTTP"},
+                "periodSeconds": 5,
+                "timeoutSeconds": 2,
+                "failureThreshold": 2,
+            },
+            "livenessProbe": {
+                "httpGet": {"path": "/healthz", "port": "http", "scheme": "HTTP"},
+                "periodSeconds": 10,
+                "timeoutSeconds": 2,
+                "failureThreshold": 3,
+            },
+            "resources": dict(config.sidecar_resources),
+            "securityContext": _container_security(),
+            "volumeMounts": [{"name": "sidecar-tmp", "mountPath": "/tmp"}],
+        }
+    )
+    return container
+
+
+def deployment(
+    meta: ModelDeploymentMeta,
+    spec: ModelDeploymentSpec,
+    revision: str,
+    replicas: int,
+    config: PlannerConfig,
+) -> Manifest:
+    """The Deployment ``<name>-<revision>`` running ``spec.model`` with ``replicas`` pods."""
+    labels = revision_labels(meta.name, revision)
+    deadline = max(1, int(parse_duration(spec.progress_deadline).total_seconds()))
+    pod_spec: dict[str, Any] = {
+        "containers": [model_container(spec), sidecar_container(meta, spec, revision, config)],
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+        "volumes": [{"name": "model-tmp", "emptyDir": {}}, {"name": "sidecar-tmp", "emptyDir": {}}],
+    }
+    if config.sidecar_rbac:
+        pod_spec["serviceAccountName"] = sidecar_service_account_name(meta.name)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            **object_meta(meta, revision_name(meta.name, revision), labels),
+            "annotations": {"modeldeploy.io/image": spec.model.image},
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": revision_selector(meta.name, revision)},
+            "revisionHistoryLimit": 2,
+            "progressDeadlineSeconds": deadline,
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(config.metrics_port),
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
+                "spec": pod_spec,
+            },
+        },
+    }
