@@ -136,6 +136,12 @@ def test_custom_metric_thresholds() -> None:
     assert passed.verdict is Verdict.PASS and passed.message == "acc 0.8 >= 0.75 and <= 1"
     assert v.judge_custom("acc", None, 0.75, None, Q).verdict is Verdict.INCONCLUSIVE
     assert "NaN" in v.judge_custom("acc", math.nan, 0.75, None, Q).message
+    infinite = v.judge_custom("ratio", math.inf, None, 2.0, Q)
+    assert (
+        infinite.verdict is Verdict.FAIL
+        and infinite.value is None
+        and infinite.message == "ratio inf > max 2"
+    )
 
 
 def _metric(verdict: Verdict) -> MetricVerdict:

@@ -246,12 +246,16 @@ def plan_run(
     canary_revision: str,
     stable_revision: str,
     *,
+    window: timedelta | None = None,
     min_window: timedelta = DEFAULT_MIN_WINDOW,
 ) -> Plan:
-    """The window and revision selectors of a run (pure)."""
-    window = q.query_window(parse_duration(spec.interval), min_window)
+    """The window and revision selectors of a run (pure).
+
+    The window is `window` if given, else `spec.interval`, and never less than `min_window`.
+    """
+    span = q.query_window(window or parse_duration(spec.interval), min_window)
     return Plan(
-        window=q.promql_duration(window),
+        window=q.promql_duration(span),
         canary=q.RevisionSelector(name, namespace, canary_revision),
         stable=q.RevisionSelector(name, namespace, stable_revision),
     )
@@ -266,17 +270,22 @@ async def analyze(
     phase_kind: PhaseKind,
     prom: PrometheusClient,
     *,
+    window: timedelta | None = None,
     min_window: timedelta = DEFAULT_MIN_WINDOW,
     now: datetime | None = None,
 ) -> AnalysisOutcome:
     """Judge `canary_revision` (the canary, or the shadow during shadow steps) against `spec`.
 
-    `stable_revision` is the comparison baseline over the same window. Never raises for Prometheus
-    trouble: an unreachable Prometheus makes every metric inconclusive, with the reason.
+    `stable_revision` is the comparison baseline over the same window: `window` (default: the
+    analysis interval), at least `min_window`. `now` (default: the current UTC time) is recorded as
+    the outcome's `at`. Never raises for Prometheus trouble: an unreachable Prometheus makes every
+    metric inconclusive, with the reason.
     """
     if phase_kind not in ("canary", "shadow"):
         raise ValueError(f"phase_kind must be 'canary' or 'shadow', got {phase_kind!r}")
-    plan = plan_run(spec, name, namespace, canary_revision, stable_revision, min_window=min_window)
+    plan = plan_run(
+        spec, name, namespace, canary_revision, stable_revision, window=window, min_window=min_window
+    )
     judge = v.Judge(min_requests=spec.min_requests, confidence=spec.confidence, window=plan.window)
     checks = _checks(spec, plan, phase_kind, judge)
     fetched = await _fetch(prom, (query for check in checks for query in check.needs))

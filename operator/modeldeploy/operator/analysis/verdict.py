@@ -353,11 +353,12 @@ def judge_custom(
         return inconclusive(name, threshold, query, f"{name}: empty result (no series)")
     if math.isnan(value):
         return inconclusive(name, threshold, query, f"{name}: result is NaN (e.g. 0/0 without traffic)")
+    shown = value if math.isfinite(value) else None  # JSON (and so .status) has no infinity
     if maximum is not None and value > maximum:
-        return _verdict(name, Verdict.FAIL, value, maximum, query, f"{name} {value:.4g} > max {maximum:g}")
+        return _verdict(name, Verdict.FAIL, shown, maximum, query, f"{name} {value:.4g} > max {maximum:g}")
     if minimum is not None and value < minimum:
-        return _verdict(name, Verdict.FAIL, value, minimum, query, f"{name} {value:.4g} < min {minimum:g}")
+        return _verdict(name, Verdict.FAIL, shown, minimum, query, f"{name} {value:.4g} < min {minimum:g}")
     bounds = [f">= {minimum:g}"] if minimum is not None else []
     bounds += [f"<= {maximum:g}"] if maximum is not None else []
     within = " and ".join(bounds)
-    return _verdict(name, Verdict.PASS, value, threshold, query, f"{name} {value:.4g} {within}")
+    return _verdict(name, Verdict.PASS, shown, threshold, query, f"{name} {value:.4g} {within}")
