@@ -30,7 +30,7 @@ from modeldeploy.operator.api import (
 )
 from tests.cluster.localcluster import ROOT, LocalCluster
 from tests.support.modeldeployment_specs import INVALID_SPECS, InvalidSpec, valid_manifest
-from tests.support.operator_process import install_crd
+from tests.support.operator_process import CRD, install_crd
 
 pytestmark = pytest.mark.cluster
 
@@ -40,6 +40,9 @@ EXAMPLES = ROOT / "examples"
 
 @pytest.fixture(scope="module")
 def crd(cluster: LocalCluster) -> Iterator[LocalCluster]:
+    # The server refuses a CRD whose CEL rules are too costly; show its reason when it does.
+    out = cluster.kubectl("apply", "--server-side", "--dry-run=server", "-f", str(CRD), check=False)
+    assert out.returncode == 0, out.stderr
     install_crd(cluster)
     cluster.kubectl("create", "namespace", NAMESPACE)
     try:

@@ -223,6 +223,13 @@ INVALID_SPECS: tuple[InvalidSpec, ...] = (
         "must be lowercase letters, digits, '-' or '_', start with a letter and end with a letter or digit",
     ),
     InvalidSpec(
+        "unknown-query-placeholder",
+        _set("rollout.analysis.metrics", [{"name": "p50", "query": 'avg(x{pod="{{pod}}"})', "max": 1}]),
+        'spec.rollout.analysis.metrics[0].query: Invalid value: "string": query may only use the placeholders'
+        " {{model}}, {{namespace}}, {{revision}}, {{stableRevision}} and {{interval}}",
+        "not {{pod}}",
+    ),
+    InvalidSpec(
         "unknown-on-inconclusive",
         _set("rollout.analysis.onInconclusive", "Promote"),
         'spec.rollout.analysis.onInconclusive: Unsupported value: "Promote": '

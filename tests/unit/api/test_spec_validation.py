@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from modeldeploy.operator.api import (
     CanaryStep,
+    CustomMetric,
     ModelDeployment,
     ModelDeploymentSpec,
     PauseStep,
@@ -137,3 +138,27 @@ def test_full_example_sets_every_field() -> None:
     }
     assert _schema_paths(schema, "") - used == set()
     assert used - _schema_paths(schema, "") == set()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        'sum(rate(x{namespace="{{namespace}}", revision="{{ revision }}"}[{{interval}}]))',
+        "avg(y{model='{{model}}'}) / avg(y{revision='{{stableRevision}}'})",
+        "up",
+        "x{a=~'.{2}'}",
+    ],
+)
+def test_custom_metric_queries_with_known_placeholders(query: str) -> None:
+    metric = CustomMetric(name="m", query=query, max=1)
+    assert metric.query == query
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [("x{pod='{{pod}}'}", "{{pod}}"), ("x{a='{{{model}}'}", "'{{' out of place"), ("{{Model}}", "{{Model}}")],
+)
+def test_custom_metric_queries_with_unknown_placeholders(query: str, named: str) -> None:
+    with pytest.raises(ValidationError, match="query may only use the placeholders") as err:
+        CustomMetric(name="m", query=query, max=1)
+    assert f"not {named}" in str(err.value)

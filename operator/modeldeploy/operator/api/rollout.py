@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Discriminator, Field, StringConstraints, Tag, model_validator
 
-from modeldeploy.operator.api.cel import ApiModel, CelRule, Matches, SchemaExtra
+from modeldeploy.operator.api.cel import ApiModel, CelRule, Matches, SchemaExtra, cel_raw_string
 from modeldeploy.operator.api.fields import PositiveDuration, bounded
 
 MAX_STEPS = 32
@@ -18,6 +19,19 @@ _METRIC_NAME = Matches(
     "must be lowercase letters, digits, '-' or '_', start with a letter and end with a letter or digit",
 )
 TEMPLATE_VARIABLES = ("model", "namespace", "revision", "stableRevision", "interval")
+"""Placeholders a custom metric's query may use, written {{name}} (spaces inside the braces allowed)."""
+PLACEHOLDER_PATTERN = r"\{\{\s*[A-Za-z_][A-Za-z0-9_]*\s*\}\}"
+_KNOWN_PLACEHOLDER = r"^\{\{\s*(" + "|".join(TEMPLATE_VARIABLES) + r")\s*\}\}$"
+# Every "{{" starts a known placeholder. One regular expression: the API server rejects the cheaper-
+# to-read findAll(...).all(...) form as too costly for a 4096-character string.
+_ONLY_KNOWN_PLACEHOLDERS = r"^([^{]|\{[^{]|\{\{\s*(" + "|".join(TEMPLATE_VARIABLES) + r")\s*\}\})*\{?$"
+_PLACEHOLDERS = (
+    "query may only use the placeholders "
+    + ", ".join("{{" + name + "}}" for name in TEMPLATE_VARIABLES[:-1])
+    + " and {{"
+    + TEMPLATE_VARIABLES[-1]
+    + "}}"
+)
 
 
 class ShadowSettings(ApiModel):
@@ -161,7 +175,14 @@ class CustomMetric(ApiModel):
     name: Annotated[str, StringConstraints(min_length=1, max_length=63), _METRIC_NAME] = Field(
         description="Name shown in status and events (lowercase letters, digits, '-', '_')."
     )
-    query: Annotated[str, bounded(4096, 1)] = Field(
+    query: Annotated[
+        str,
+        bounded(4096, 1),
+        CelRule(
+            f"self.matches({cel_raw_string(_ONLY_KNOWN_PLACEHOLDERS)})",
+            _PLACEHOLDERS,
+        ),
+    ] = Field(
         description=(
             "PromQL returning one number. Placeholders {{model}}, {{namespace}}, {{revision}} (the canary), "
             "{{stableRevision}} and {{interval}} are replaced before the query runs."
@@ -176,6 +197,10 @@ class CustomMetric(ApiModel):
             raise ValueError(f"metric {self.name}: a custom metric needs a min or a max threshold")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"metric {self.name}: min must not be greater than max")
+        if not re.match(_ONLY_KNOWN_PLACEHOLDERS, self.query, flags=re.DOTALL):
+            found = re.findall(PLACEHOLDER_PATTERN, self.query)
+            unknown = [p for p in found if not re.match(_KNOWN_PLACEHOLDER, p)] or ["'{{' out of place"]
+            raise ValueError(f"metric {self.name}: {_PLACEHOLDERS}, not {', '.join(unknown)}")
         return self
 
 
