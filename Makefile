@@ -63,6 +63,9 @@ lint: install-python ## ruff + mypy
 crds: install-python ## regenerate crds/ from the pydantic API types
 	$(PY) -m modeldeploy.operator.api.crdgen crds/modeldeployment.yaml
 
+crds-check: install-python ## fail if crds/ differs from what `make crds` would write
+	$(PY) -m modeldeploy.operator.api.crdgen --check crds/modeldeployment.yaml
+
 bench: install ## benchmarks; writes docs/benchmarks.md
 	$(PY) -m bench.run
 
