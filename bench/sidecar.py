@@ -319,6 +319,8 @@ def report(
         added50 = "—" if name == "BentoML direct" else ms(r.p50_ms - direct.p50_ms)
         added99 = "—" if name == "BentoML direct" else ms(r.p99_ms - direct.p99_ms)
         lines.append(f"| {name} | {ms(r.p50_ms)} | {ms(r.p90_ms)} | {ms(r.p99_ms)} | {added50} | {added99} |")
+    if any(r.p99_ms < direct.p99_ms for r in latency.values()):
+        lines += ["", "A negative added p99 means the tail noise between runs exceeds the proxy's own cost."]
     lines += [
         "",
         f"Added p50: sidecar {ms(sidecar_add)} ms, nginx {ms(nginx_add)} ms"

@@ -121,9 +121,11 @@ class Router:
             if choose_canary(canary.weight, key, self._rng):
                 url = self._settings.backend_url(canary.revision, canary.url)
                 primary = Target(canary.revision, url, CANARY)
+        # Shadow answers are compared with the stable revision's, so only requests served
+        # locally are copied (with a canary at weight w, that is percent of the other 100 - w).
         shadow = None
         route = table.shadow
-        copy_it = route is not None and route.revision != self._settings.revision
+        copy_it = route is not None and route.revision != self._settings.revision and primary is self.local
         if route is not None and copy_it and choose_shadow(route.percent, self._rng):
             shadow = Target(route.revision, self._settings.backend_url(route.revision, route.url), SHADOW)
         return Decision(primary, shadow)

@@ -54,8 +54,19 @@ def test_stable_sidecar_splits_with_overridden_url() -> None:
     decision = router.decide(CIMultiDict())
     assert decision.primary.route == CANARY
     assert decision.primary.url == "http://127.0.0.1:9001"
-    assert decision.shadow is not None and decision.shadow.url == "http://iris-cccc.ml.svc:8080"
     assert sample(metrics, "modeldeploy_routing_generation", revision="aaaa") == 3
+
+
+def test_only_requests_served_by_stable_are_shadowed() -> None:
+    """Shadow answers are compared with stable's: requests sent to the canary are not copied."""
+    router, _ = make_router()
+    router.apply(routing(weight=30, percent=100))
+    decisions = [router.decide(CIMultiDict()) for _ in range(400)]
+    for decision in decisions:
+        assert (decision.shadow is not None) == (decision.primary.route == LOCAL)
+    shadow = next(d.shadow for d in decisions if d.shadow is not None)
+    assert shadow.url == "http://iris-cccc.ml.svc:8080"
+    assert 0 < sum(d.primary.route == CANARY for d in decisions) < 400
 
 
 @pytest.mark.parametrize("revision", ["bbbb", "cccc"])
