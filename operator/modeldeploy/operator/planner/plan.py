@@ -72,7 +72,7 @@ class Plan:
     """The result of one planner call; see the module docstring for the apply order."""
 
     manifests: tuple[Manifest, ...]
-    routing: RoutingTable | None
+    routing: RoutingTable
     """The routing table to be in force (also rendered into the ConfigMap in ``manifests``)."""
     status: ModelDeploymentStatus
     """The complete new status (what the next call must be given back)."""

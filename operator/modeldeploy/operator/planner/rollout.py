@@ -62,6 +62,12 @@ def enter_step(tick: Tick, index: int) -> None:
     status.current_step = index
     status.step_started_at = None
     status.waiting_for_pods_since = tick.now
+    if is_promoting(tick.spec.rollout.steps, index):
+        tick.normal(
+            "Promoting",
+            f"revision {status.canary_revision} passed every step; scaling it to {tick.spec.replicas} "
+            "pod(s) before it takes over",
+        )
 
 
 def step_end(tick: Tick) -> datetime | None:
@@ -157,12 +163,6 @@ def progress(tick: Tick) -> list[datetime]:
             continue
         if _step_complete(tick):
             enter_step(tick, index + 1)
-            if is_promoting(steps, index + 1):
-                tick.normal(
-                    "Promoting",
-                    f"revision {status.canary_revision} passed every step; scaling it to {replicas} "
-                    "pod(s) before it takes over",
-                )
             continue
         end = step_end(tick)
         return [] if end is None or end <= tick.now else [end]

@@ -159,12 +159,12 @@ def apply_action(tick: Tick) -> HandledAction | None:
         )
         tick.warning("ActionRejected", str(exc))
         return HandledAction(value=value, action=name, accepted=False, message=str(exc))
+    first_consequence = len(tick.events)
     result, message = _HANDLERS[request.action](tick)
     tick.status.last_action = LastAction(
         name=request.action, id=request_id, at=tick.now, result=result, message=message
     )
-    if result == "Applied":
-        tick.normal("ActionApplied", f"{request.action}: {message}")
-    else:
-        tick.normal("ActionIgnored", f"{request.action}: {message}")
+    tick.normal("ActionApplied" if result == "Applied" else "ActionIgnored", f"{request.action}: {message}")
+    # The acknowledgement comes before what the action caused (e.g. the RolledBack event).
+    tick.events.insert(first_consequence, tick.events.pop())
     return HandledAction(value=value, action=request.action, accepted=result == "Applied", message=message)
