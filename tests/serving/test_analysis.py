@@ -169,7 +169,7 @@ async def test_a_failing_shadow_revision_fails_with_the_measured_values(client: 
 
     throughput = results["throughput"]
     assert throughput.verdict is Verdict.PASS
-    assert throughput.value == pytest.approx(10, rel=0.05)
+    assert throughput.value == pytest.approx(10, rel=0.15)  # 10 requests per second
     assert f'revision="{CANARY}"' in throughput.query and "[10s]" in throughput.query
 
     broken = results["broken"]
