@@ -11,4 +11,15 @@ from modeldeploy.operator.kube.resources import (
     Kind,
 )
 
-__all__ = ["CONFIGMAP", "DEPLOYMENT", "MODELDEPLOYMENT", "PDB", "POD", "SERVICE", "Kind", "Kube", "KubeError"]
+__all__ = [
+    "CONFIGMAP",
+    "DEPLOYMENT",
+    "EVENT",
+    "MODELDEPLOYMENT",
+    "PDB",
+    "POD",
+    "SERVICE",
+    "Kind",
+    "Kube",
+    "KubeError",
+]

@@ -92,6 +92,13 @@ class Kube:
         )
         return result
 
+    async def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        kind = kind_of(manifest)
+        result: dict[str, Any] = await self._acall(
+            "POST", kind.collection(manifest["metadata"].get("namespace")), body=manifest
+        )
+        return result
+
     async def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             result: dict[str, Any] = await self._acall("GET", kind.item(namespace, name))

@@ -31,9 +31,25 @@ CONFIGMAP = Kind("v1", "ConfigMap", "configmaps")
 PDB = Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
 POD = Kind("v1", "Pod", "pods")
 MODELDEPLOYMENT = Kind("modeldeploy.io/v1alpha1", "ModelDeployment", "modeldeployments")
+EVENT = Kind("v1", "Event", "events")
+SERVICE_ACCOUNT = Kind("v1", "ServiceAccount", "serviceaccounts")
+ROLE = Kind("rbac.authorization.k8s.io/v1", "Role", "roles")
+ROLE_BINDING = Kind("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings")
 
 KINDS: dict[tuple[str, str], Kind] = {
-    (k.api_version, k.kind): k for k in (DEPLOYMENT, SERVICE, CONFIGMAP, PDB, POD, MODELDEPLOYMENT)
+    (k.api_version, k.kind): k
+    for k in (
+        DEPLOYMENT,
+        SERVICE,
+        CONFIGMAP,
+        PDB,
+        POD,
+        MODELDEPLOYMENT,
+        EVENT,
+        SERVICE_ACCOUNT,
+        ROLE,
+        ROLE_BINDING,
+    )
 }
 
 

@@ -1,0 +1,94 @@
+"""kopf handlers for ModelDeployments and their Deployments. Each one only wakes a loop.
+
+- One rollout loop (kopf daemon) per ModelDeployment calls `reconcile()` and sleeps until
+  the time it asks for (the next step or analysis run) or until it is poked.
+- Watch events poke it: a spec or annotation change of the ModelDeployment (user actions
+  are annotations), or a status change of a Deployment the operator owns.
+
+kopf's own bookkeeping goes to annotations under modeldeploy.io (the status schema is
+structural, so kopf must not write there). Daemons make kopf add a finalizer so a loop is
+stopped before its resource goes away; see docs/operations.md for removing it by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from kubernetes import config as kube_config
+from kubernetes.client import ApiClient
+from modeldeploy.operator.api import GROUP, PLURAL, VERSION
+from modeldeploy.operator.reconcile import reconcile
+
+from modeldeploy.operator.handlers import wakeups
+from modeldeploy.operator.handlers.config import current
+from modeldeploy.operator.kube import Kube
+
+MANAGED = {"app.kubernetes.io/managed-by": "modeldeploy"}
+_kube: Kube | None = None
+
+
+def _client() -> Kube:
+    global _kube
+    if _kube is None:
+        try:
+            kube_config.load_incluster_config()
+        except kube_config.ConfigException:
+            kube_config.load_kube_config()
+        _kube = Kube(ApiClient())
+    return _kube
+
+
+@kopf.on.startup()
+def configure_kopf(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="modeldeploy.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="modeldeploy.io", key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = "modeldeploy.io/rollout-loop"
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.peering.mandatory = current().peering is not None
+    _client()
+
+
+def _fingerprint(body: kopf.Body) -> object:
+    meta = body.get("metadata", {})
+    return (meta.get("generation"), tuple(sorted((meta.get("annotations") or {}).items())))
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10.0)
+async def rollout_loop(
+    name: str,
+    namespace: str | None,
+    body: kopf.Body,
+    stopped: kopf.DaemonStopped,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    **_: Any,
+) -> None:
+    assert namespace is not None, "ModelDeployment is a namespaced resource"
+    key = (namespace, name)
+    wakeup = wakeups.register(key)
+    wakeup.fingerprint = _fingerprint(body)
+    try:
+        while not stopped:
+            delay = await reconcile(_client(), namespace, name, current(), logger)
+            await wakeups.sleep(wakeup, delay)
+    finally:
+        wakeups.unregister(key)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def modeldeployment_changed(name: str, namespace: str | None, body: kopf.Body, **_: Any) -> None:
+    # Status patches (our own) change neither generation nor annotations: they do not poke.
+    if namespace:
+        wakeups.poke((namespace, name), _fingerprint(body))
+
+
+@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
+def deployment_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+    model = labels.get("modeldeploy.io/model")
+    if model and namespace:
+        wakeups.poke((namespace, model))

@@ -1,0 +1,52 @@
+"""Per-ModelDeployment wake-up events: watch events poke the rollout loop of that resource.
+
+Each ModelDeployment has one rollout loop (a kopf daemon). It sleeps until the next
+time-based transition or analysis run, or until something relevant changes: the spec or an
+action annotation of the ModelDeployment, or the status of one of its Deployments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+@dataclass
+class Wakeup:
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    fingerprint: object = None  # last seen (generation, annotations) of the resource
+
+
+_loops: dict[Key, Wakeup] = {}
+
+
+def register(key: Key) -> Wakeup:
+    wakeup = _loops.setdefault(key, Wakeup())
+    return wakeup
+
+
+def unregister(key: Key) -> None:
+    _loops.pop(key, None)
+
+
+def poke(key: Key, fingerprint: object = None) -> bool:
+    """Wake the loop of `key`. With a fingerprint, only if it differs from the last one seen."""
+    wakeup = _loops.get(key)
+    if wakeup is None:
+        return False
+    if fingerprint is not None:
+        if fingerprint == wakeup.fingerprint:
+            return False
+        wakeup.fingerprint = fingerprint
+    wakeup.event.set()
+    return True
+
+
+async def sleep(wakeup: Wakeup, seconds: float) -> None:
+    """Sleep up to `seconds`, returning early when poked."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(wakeup.event.wait(), timeout=max(seconds, 0.0))
+    wakeup.event.clear()

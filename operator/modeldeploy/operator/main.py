@@ -1,0 +1,68 @@
+"""`modeldeploy-operator`: run the kopf operator for ModelDeployments."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import kopf
+from prometheus_client import start_http_server
+
+from modeldeploy.operator.settings import OperatorSettings, settings_from_env
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="modeldeploy-operator",
+        description="Progressive delivery for ML models: reconciles ModelDeployment resources.",
+        epilog="Every flag also reads MODELDEPLOY_<NAME> from the environment (flags win).",
+    )
+    parser.add_argument(
+        "--namespace", action="append", dest="namespaces", help="watch only this namespace (repeat)"
+    )
+    parser.add_argument(
+        "--peering", help="kopf peering name for HA (one active replica); default: standalone"
+    )
+    parser.add_argument("--metrics-port", type=int, help="port for /metrics (0 disables)")
+    parser.add_argument("--sidecar-image", help="image of the modeldeploy sidecar container")
+    parser.add_argument("--liveness-port", type=int, default=0, help="port for kopf's /healthz (0 disables)")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING, ...")
+    parser.add_argument(
+        "--analysis-override",
+        choices=["pass", "fail", "inconclusive"],
+        help="testing only: use this verdict instead of querying Prometheus",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings: OperatorSettings = settings_from_env(
+        namespaces=tuple(args.namespaces) if args.namespaces else None,
+        peering=args.peering,
+        metrics_port=args.metrics_port,
+        sidecar_image=args.sidecar_image,
+        log_level=args.log_level,
+        analysis_override=args.analysis_override,
+    )
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from modeldeploy.operator import handlers  # registers the kopf handlers
+
+    handlers.configure(settings)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr="0.0.0.0")
+    kopf.run(
+        clusterwide=not settings.namespaces,
+        namespaces=list(settings.namespaces),
+        standalone=settings.peering is None,
+        peering_name=settings.peering or "modeldeploy",
+        liveness_endpoint=f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

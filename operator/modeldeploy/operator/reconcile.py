@@ -1,0 +1,186 @@
+"""One reconcile of one ModelDeployment: read, analyse if due, plan, apply in the planner's order.
+
+This is the only place that connects the pure planner to the cluster and to Prometheus:
+
+1. read the ModelDeployment, its revision Deployments and its routing ConfigMap;
+2. if the planner says an analysis run is due, query Prometheus (or use the test override);
+3. call the planner;
+4. apply: manifests (routing ConfigMap first), scale changes, deletions, then status, then
+   Events — so traffic moves before any Deployment changes, and status never claims what the
+   cluster does not have yet.
+
+Bad specs and odd state never crash the loop: they become status and a Warning Event.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from modeldeploy.operator import metrics
+from modeldeploy.operator.analysis import metrics as analysis_metrics
+from modeldeploy.operator.analysis.prometheus import PrometheusClients
+from modeldeploy.operator.analysis.results import AnalysisOutcome, MetricVerdict, Verdict
+from modeldeploy.operator.analysis.run import analyze
+from modeldeploy.operator.api import ModelDeploymentSpec, ModelDeploymentStatus
+from modeldeploy.operator.kube import CONFIGMAP, DEPLOYMENT, MODELDEPLOYMENT, Kube, KubeError
+from modeldeploy.operator.kube.events import post_event
+from modeldeploy.operator.kube.resources import KINDS
+from modeldeploy.operator.planner import (
+    AnalysisRequest,
+    ModelDeploymentMeta,
+    ObservedChildren,
+    Plan,
+    PlannerConfig,
+    analysis_request,
+    plan,
+)
+from modeldeploy.operator.planner.labels import model_selector
+from modeldeploy.operator.settings import OperatorSettings
+from modeldeploy.serving.routing import routing_configmap_name
+
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+_prometheus = PrometheusClients()
+ACTIVE_PHASES = {"Progressing", "Paused"}
+
+
+def planner_config(settings: OperatorSettings) -> PlannerConfig:
+    return PlannerConfig(sidecar_image=settings.sidecar_image)
+
+
+async def run_analysis(
+    request: AnalysisRequest,
+    spec: ModelDeploymentSpec,
+    meta: ModelDeploymentMeta,
+    settings: OperatorSettings,
+    now: datetime,
+) -> AnalysisOutcome:
+    if settings.analysis_override is not None:
+        return _override_outcome(request.revision, settings.analysis_override, now)
+    url = spec.prometheus.url if spec.prometheus and spec.prometheus.url else settings.default_prometheus_url
+    outcome = await analyze(
+        spec.rollout.analysis,
+        meta.name,
+        meta.namespace,
+        canary_revision=request.revision,
+        stable_revision=request.stable_revision,
+        phase_kind=request.mode,
+        prom=_prometheus.get(url),
+        now=now,
+    )
+    analysis_metrics.record_outcome(meta.namespace, meta.name, outcome)
+    return outcome
+
+
+def _override_outcome(
+    revision: str, verdict: Literal["pass", "fail", "inconclusive"], now: datetime
+) -> AnalysisOutcome:
+    """A fixed verdict at the planner boundary (operator tests without Prometheus)."""
+    result = MetricVerdict(
+        metric="override",
+        verdict=Verdict(verdict),
+        value=None,
+        threshold=None,
+        query="",
+        message=f"analysis overridden to {verdict} (--analysis-override)",
+    )
+    return AnalysisOutcome(revision=revision, results=(result,), at=now)
+
+
+async def _report_bad_spec(kube: Kube, body: dict[str, Any], error: ValidationError, logger: Logger) -> None:
+    problems = "; ".join(f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:5])
+    message = f"invalid spec: {problems}"
+    status = body.get("status") or {}
+    if status.get("phase") == "Failed" and status.get("message") == message:
+        return
+    meta = body["metadata"]
+    await kube.patch_status(
+        MODELDEPLOYMENT,
+        meta["namespace"],
+        meta["name"],
+        {"phase": "Failed", "message": message, "observedGeneration": meta.get("generation")},
+    )
+    await post_event(kube, body, "Warning", "InvalidSpec", message)
+    logger.warning(message)
+
+
+async def apply_plan(kube: Kube, body: dict[str, Any], result: Plan, namespace: str) -> None:
+    for manifest in result.manifests:
+        await kube.apply(manifest)
+    for change in result.scale:
+        await kube.patch(DEPLOYMENT, namespace, change.name, {"spec": {"replicas": change.replicas}})
+    for ref in result.delete:
+        await kube.delete(KINDS[(ref.api_version, ref.kind)], namespace, ref.name)
+    if result.status_patch:
+        await kube.patch_status(MODELDEPLOYMENT, namespace, body["metadata"]["name"], result.status_patch)
+    for event in result.events:
+        await post_event(kube, body, event.type, event.reason, event.message)
+
+
+def _count(result: Plan, meta: ModelDeploymentMeta) -> None:
+    labels = (meta.namespace, meta.name)
+    metrics.ROLLOUTS_IN_PROGRESS.labels(*labels).set(1 if result.status.phase in ACTIVE_PHASES else 0)
+    for event in result.events:
+        if event.reason == "Promoted":
+            metrics.PROMOTIONS.labels(*labels).inc()
+        elif event.reason == "RolledBack":
+            metrics.ROLLBACKS.labels(*labels, result.status.rollback_reason or "unknown").inc()
+
+
+async def reconcile(
+    kube: Kube, namespace: str, name: str, settings: OperatorSettings, logger: Logger
+) -> float:
+    """Reconcile once; returns the seconds until the next reconcile is needed."""
+    started = time.monotonic()
+    outcome = "ok"
+    try:
+        return await _reconcile(kube, namespace, name, settings, logger)
+    except KubeError as exc:
+        outcome = "retry"
+        logger.warning("reconcile of %s/%s will be retried: %s", namespace, name, exc)
+        return 2.0
+    except Exception:
+        outcome = "error"
+        logger.exception("reconcile of %s/%s failed; retrying", namespace, name)
+        return 5.0
+    finally:
+        metrics.RECONCILES.labels(namespace, name, outcome).inc()
+        metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
+
+
+async def _reconcile(
+    kube: Kube, namespace: str, name: str, settings: OperatorSettings, logger: Logger
+) -> float:
+    body = await kube.get(MODELDEPLOYMENT, namespace, name)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        return settings.resync_seconds
+    meta = ModelDeploymentMeta.from_body(body)
+    try:
+        spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
+    except ValidationError as exc:
+        await _report_bad_spec(kube, body, exc, logger)
+        return settings.resync_seconds
+    try:
+        status = ModelDeploymentStatus.model_validate(body.get("status") or {})
+    except ValidationError as exc:
+        logger.warning("status of %s/%s is unreadable, planning from scratch: %s", namespace, name, exc)
+        status = ModelDeploymentStatus()
+
+    deployments = await kube.list(DEPLOYMENT, namespace, model_selector(name))
+    routing_cm = await kube.get(CONFIGMAP, namespace, routing_configmap_name(name))
+    observed = ObservedChildren.from_objects(deployments, routing_cm)
+    config = planner_config(settings)
+    now = datetime.now(UTC)
+
+    request = analysis_request(spec, status, now)
+    outcome = await run_analysis(request, spec, meta, settings, now) if request else None
+    result = plan(meta, spec, status, observed, now, config, analysis=outcome)
+    for note in result.notes:
+        logger.debug("%s/%s: %s", namespace, name, note)
+    await apply_plan(kube, body, result, namespace)
+    _count(result, meta)
+    return min(result.requeue_after or settings.resync_seconds, settings.resync_seconds)

@@ -1,0 +1,64 @@
+"""Operator settings, from environment variables (the Helm chart sets them) or CLI flags."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class OperatorSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sidecar_image: str = Field(
+        "ghcr.io/modeldeploy/modeldeploy:0.1.0",
+        description="Image of the modeldeploy sidecar container injected into every serving pod.",
+    )
+    namespaces: tuple[str, ...] = Field((), description="Namespaces to watch; empty means cluster-wide.")
+    metrics_port: int = Field(8000, ge=0, le=65535, description="Port of the operator's /metrics (0 = off).")
+    peering: str | None = Field(
+        None, description="kopf peering object name for HA (several replicas, one active); None = standalone."
+    )
+    default_prometheus_url: str = Field(
+        "http://prometheus-server.monitoring:9090",
+        description="Prometheus used when a ModelDeployment names none.",
+    )
+    resync_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Longest time between two reconciles of a ModelDeployment that is not rolling out.",
+    )
+    log_level: str = Field("INFO", description="Python log level.")
+    analysis_override: Literal["pass", "fail", "inconclusive"] | None = Field(
+        None,
+        description="Testing only: skip Prometheus; every analysis run yields this verdict.",
+    )
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(ns.strip() for ns in value.split(",") if ns.strip())
+        return value
+
+
+ENV_PREFIX = "MODELDEPLOY_"
+
+
+def settings_from_env(environ: dict[str, str] | None = None, **overrides: object) -> OperatorSettings:
+    """Read MODELDEPLOY_<FIELD> variables (e.g. MODELDEPLOY_SIDECAR_IMAGE); flags override them."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for name in OperatorSettings.model_fields:
+        key = ENV_PREFIX + name.upper()
+        if key in env:
+            values[name] = env[key]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return OperatorSettings.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise SystemExit(f"modeldeploy-operator: invalid settings: {problems}") from None
