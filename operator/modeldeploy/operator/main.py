@@ -29,6 +29,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--liveness-port", type=int, default=0, help="port for kopf's /healthz (0 disables)")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING, ...")
     parser.add_argument(
+        "--analysis-min-window",
+        type=float,
+        dest="analysis_min_window_seconds",
+        help="shortest PromQL window in seconds (>= 2 scrape intervals; default 30)",
+    )
+    parser.add_argument(
         "--analysis-override",
         choices=["pass", "fail", "inconclusive"],
         help="testing only: use this verdict instead of querying Prometheus",
@@ -45,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         sidecar_image=args.sidecar_image,
         log_level=args.log_level,
         analysis_override=args.analysis_override,
+        analysis_min_window_seconds=args.analysis_min_window_seconds,
     )
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

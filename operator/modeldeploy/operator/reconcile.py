@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -70,6 +70,8 @@ async def run_analysis(
         stable_revision=request.stable_revision,
         phase_kind=request.mode,
         prom=_prometheus.get(url),
+        window=request.window,
+        min_window=timedelta(seconds=settings.analysis_min_window_seconds),
         now=now,
     )
     analysis_metrics.record_outcome(meta.namespace, meta.name, outcome)

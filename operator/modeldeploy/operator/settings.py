@@ -30,6 +30,9 @@ class OperatorSettings(BaseModel):
         description="Longest time between two reconciles of a ModelDeployment that is not rolling out.",
     )
     log_level: str = Field("INFO", description="Python log level.")
+    analysis_min_window_seconds: float = Field(
+        30.0, gt=0, description="Shortest PromQL window of an analysis run (at least two scrape intervals)."
+    )
     analysis_override: Literal["pass", "fail", "inconclusive"] | None = Field(
         None,
         description="Testing only: skip Prometheus; every analysis run yields this verdict.",

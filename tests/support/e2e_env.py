@@ -1,0 +1,330 @@
+"""The end-to-end environment: real control plane, operator, Prometheus, sidecars and BentoML.
+
+    env = E2EEnv(cluster, workdir).start()
+    env.apply(modeldeployment_manifest(...))
+    env.load.start()                      # steady traffic into the entry Service
+    ...
+    env.stop()
+
+- The control plane is the local one (tests/cluster); KWOK makes the operator's Pods Ready.
+- `PodRunner` runs each Pod's `model` (the iris BentoML service, with the Pod's IRIS_* env) and
+  `sidecar` (the real modeldeploy sidecar, watching the routing ConfigMap) on loopback.
+- `ServiceProxy` routes `http://<service>.<namespace>.svc:8080` to ready pods of that Service,
+  for the load generator and for the sidecars' canary/shadow traffic.
+- Prometheus (Debian package) scrapes every sidecar through a file_sd target list.
+- The operator runs as a process with real analysis against that Prometheus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client, config
+
+from tests.cluster.localcluster import LocalCluster, free_port
+from tests.serving.processes import PROMETHEUS, PrometheusProc, spawn
+from tests.support.launchers import IRIS_DIR, sidecar_launcher
+from tests.support.operator_process import OperatorProcess, install_crd
+from tests.support.podrunner import Launch, Launcher, PodPorts, PodRunner, container_env
+from tests.support.service_proxy import Endpoints, ServiceProxy
+
+GROUP, VERSION, PLURAL = "modeldeploy.io", "v1alpha1", "modeldeployments"
+IRIS_BODY = {"features": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
+
+
+def start_prometheus_file_sd(workdir: Path, file_sd: Path, scrape_interval: str) -> PrometheusProc:
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    cfg = workdir / "prometheus.yml"
+    cfg.write_text(
+        json.dumps(
+            {
+                "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
+                "scrape_configs": [
+                    {
+                        "job_name": "sidecars",
+                        "file_sd_configs": [{"files": [str(file_sd)], "refresh_interval": "1s"}],
+                    }
+                ],
+            }
+        )
+    )
+    argv = [
+        PROMETHEUS,
+        f"--config.file={cfg}",
+        f"--storage.tsdb.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--storage.tsdb.retention.time=1h",
+        "--log.level=warn",
+    ]
+    proc = spawn("prometheus", argv, workdir / "prometheus.log", {})
+    prom = PrometheusProc(proc.name, proc.popen, proc.log_path, port=port)
+    prom.wait_http(prom.url + "/-/ready", 30)
+    return prom
+
+
+def iris_launcher(bentoml_home: Path) -> Launcher:
+    """Any model image runs the iris example; the Pod's env (IRIS_*) picks good or bad behaviour."""
+
+    def launch(container: dict[str, Any], ports: PodPorts) -> Launch:
+        argv = [
+            sys.executable, "-m", "bentoml", "serve", "service:Iris",
+            "--working-dir", str(IRIS_DIR), "--host", "127.0.0.1", "--port", str(ports.model),
+        ]
+        env = {
+            "BENTOML_HOME": str(bentoml_home),
+            "BENTOML_DO_NOT_TRACK": "true",
+            "IRIS_ACCESS_LOG": "0",
+            **container_env(container),
+        }
+        return Launch(argv=argv, env=env)
+
+    return launch
+
+
+@dataclass
+class Sample:
+    at: float
+    status: int
+    revision: str
+
+
+@dataclass
+class LoadGenerator:
+    """Steady traffic into the entry Service through the ServiceProxy (threads, bounded by stop())."""
+
+    url: str
+    proxy: str
+    rate: float = 20.0
+    threads: int = 2
+    samples: list[Sample] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _workers: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> LoadGenerator:
+        self._stop.clear()
+        for i in range(self.threads):
+            worker = threading.Thread(target=self._run, name=f"load-{i}", daemon=True)
+            worker.start()
+            self._workers.append(worker)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for worker in self._workers:
+            worker.join(15)
+        self._workers.clear()
+
+    def _run(self) -> None:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": self.proxy}))
+        period = self.threads / self.rate
+        body = json.dumps(IRIS_BODY).encode()
+        while not self._stop.is_set():
+            started = time.monotonic()
+            request = urllib.request.Request(
+                self.url, data=body, method="POST", headers={"Content-Type": "application/json"}
+            )
+            try:
+                with opener.open(request, timeout=10) as response:
+                    self.samples.append(
+                        Sample(time.time(), response.status, response.headers.get("x-modeldeploy-revision", ""))
+                    )
+            except urllib.error.HTTPError as exc:
+                self.samples.append(Sample(time.time(), exc.code, exc.headers.get("x-modeldeploy-revision", "")))
+            except OSError:
+                self.samples.append(Sample(time.time(), 0, ""))
+            self._stop.wait(max(0.0, period - (time.monotonic() - started)))
+
+    def since(self, t: float) -> list[Sample]:
+        return [s for s in list(self.samples) if s.at >= t]
+
+    def by_revision(self, t: float = 0.0) -> Counter[str]:
+        return Counter(s.revision for s in self.since(t))
+
+
+class E2EEnv:
+    def __init__(
+        self,
+        cluster: LocalCluster,
+        workdir: Path,
+        *,
+        namespace: str | None = None,
+        scrape_interval: str = "1s",
+        min_window_seconds: float = 4.0,
+        operator_args: tuple[str, ...] = (),
+    ) -> None:
+        self.cluster = cluster
+        self.workdir = workdir
+        self.namespace = namespace or f"e2e-{uuid.uuid4().hex[:6]}"
+        self.scrape_interval = scrape_interval
+        self.min_window_seconds = min_window_seconds
+        self.operator_args = operator_args
+        self.api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+        self.custom = client.CustomObjectsApi(self.api)
+        self.core = client.CoreV1Api(self.api)
+        self.endpoints = Endpoints()
+        self.proxy_port = free_port()
+        self._loop = asyncio.new_event_loop()
+        self._loop_thread = threading.Thread(target=self._loop.run_forever, name="service-proxy", daemon=True)
+        self.service_proxy = ServiceProxy(self.endpoints, self.proxy_port)
+        self.prometheus: PrometheusProc | None = None
+        self.runner: PodRunner | None = None
+        self.operator: OperatorProcess | None = None
+        self.loads: list[LoadGenerator] = []
+
+    @property
+    def proxy_url(self) -> str:
+        return f"http://127.0.0.1:{self.proxy_port}"
+
+    def start(self) -> E2EEnv:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        install_crd(self.cluster)
+        self.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=self.namespace)))
+        self._loop_thread.start()
+        asyncio.run_coroutine_threadsafe(self.service_proxy.start(), self._loop).result(10)
+        file_sd = self.workdir / "targets.json"
+        file_sd.write_text("[]")
+        self.prometheus = start_prometheus_file_sd(self.workdir / "prometheus", file_sd, self.scrape_interval)
+        launchers = {
+            "model": iris_launcher(self.workdir / "bentoml-home"),
+            "sidecar": _fast_drain(sidecar_launcher(self.cluster.kubeconfig, self.proxy_port)),
+        }
+        self.runner = PodRunner(
+            self.api, self.namespace, launchers, self.endpoints, self.workdir / "pods", file_sd
+        ).start()
+        self.start_operator()
+        return self
+
+    def start_operator(self) -> OperatorProcess:
+        self.operator = OperatorProcess(
+            self.cluster,
+            self.namespace,
+            self.workdir / f"operator-{int(time.time())}.log",
+            ("--analysis-min-window", str(self.min_window_seconds), *self.operator_args),
+        ).start()
+        return self.operator
+
+    def start_load(self, name: str, rate: float = 20.0) -> LoadGenerator:
+        """Steady traffic to ModelDeployment `name`'s entry Service; stopped by `stop()` at the latest."""
+        load = LoadGenerator(
+            url=f"http://{name}.{self.namespace}.svc:8080/classify", proxy=self.proxy_url, rate=rate
+        ).start()
+        self.loads.append(load)
+        return load
+
+    def stop(self) -> None:
+        for load in self.loads:
+            load.stop()
+        if self.operator:
+            self.operator.stop()
+        if self.runner:
+            self.runner.stop()
+        if self.prometheus:
+            self.prometheus.stop()
+        if self._loop.is_running():
+            asyncio.run_coroutine_threadsafe(self.service_proxy.stop(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop_thread.join(5)
+        self.api.close()
+
+    # ---- the ModelDeployment ---------------------------------------------------------------
+    def apply(self, body: dict[str, Any]) -> None:
+        self.cluster.kubectl("apply", "-n", self.namespace, "-f", "-", input=yaml.safe_dump(body))
+
+    def get(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name
+        )
+        return result
+
+    def status(self, name: str) -> dict[str, Any]:
+        return dict(self.get(name).get("status") or {})
+
+    def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name, {"spec": spec})
+
+    def routing(self, name: str) -> dict[str, Any]:
+        cm = self.core.read_namespaced_config_map(f"{name}-routing", self.namespace)
+        result: dict[str, Any] = json.loads(cm.data["routing.json"])
+        return result
+
+    def events(self, name: str) -> list[tuple[str, str, str]]:
+        items = self.core.list_namespaced_event(
+            self.namespace, field_selector=f"involvedObject.name={name},involvedObject.kind=ModelDeployment"
+        ).items
+        return [(e.type, e.reason, e.message) for e in sorted(items, key=lambda e: e.metadata.creation_timestamp)]
+
+    def wait(self, predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.2)
+        tail = self.operator.logs()[-3000:] if self.operator else ""
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}\noperator log tail:\n{tail}")
+
+
+def _fast_drain(launcher: Launcher) -> Launcher:
+    def launch(container: dict[str, Any], ports: PodPorts) -> Launch:
+        result = launcher(container, ports)
+        result.env["MODELDEPLOY_DRAIN_DELAY"] = "0.2"
+        return result
+
+    return launch
+
+
+def modeldeployment(
+    name: str,
+    prometheus_url: str,
+    *,
+    env: dict[str, str] | None = None,
+    variant: str = "a",
+    steps: list[dict[str, Any]] | None = None,
+    analysis: dict[str, Any] | None = None,
+    replicas: int = 1,
+) -> dict[str, Any]:
+    """A ModelDeployment of the iris example; `env` sets IRIS_* switches (latency, failures)."""
+    model_env = {"IRIS_VARIANT": variant, **(env or {})}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {
+                "image": f"registry.invalid/iris:{variant}",
+                "env": [{"name": k, "value": v} for k, v in sorted(model_env.items())],
+            },
+            "replicas": replicas,
+            "drainPeriod": "1s",
+            "prometheus": {"url": prometheus_url},
+            "rollout": {
+                "steps": steps
+                or [
+                    {"shadow": {"percent": 100, "duration": "8s"}},
+                    {"canary": {"weight": 30, "duration": "8s"}},
+                    {"canary": {"weight": 60, "duration": "8s"}},
+                ],
+                "analysis": analysis
+                or {
+                    "interval": "2s",
+                    "failureLimit": 2,
+                    "minRequests": 20,
+                    "slo": {"latencyP99": "500ms", "errorRate": 0.05, "maxLatencyRatioToStable": 3},
+                },
+            },
+        },
+    }
