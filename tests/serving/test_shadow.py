@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from modeldeploy.serving.routing import Comparison
@@ -132,3 +133,27 @@ async def test_slow_or_stopped_shadow_does_not_delay_the_primary(topo: Topology,
     assert slow_delta["match"] > 0, slow_delta
     # Every copy to the stopped shadow failed fast and was counted as an error.
     assert dead_delta["error"] + dead_delta["dropped"] == n and dead_delta["error"] > 0, dead_delta
+
+
+async def test_streamed_responses_flow_through_and_are_compared(topo: Topology, iris: IrisTrio) -> None:
+    """A chunked (no length) answer reaches the client as it is produced, and is still compared."""
+    topo.publish(percent=100, comparison=Comparison(mode="exact"))
+    before = shadow_counts(topo.stable)
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [6.7, 3.0, 5.2, 2.3]] * 10
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(topo.stable.url + "/classify_stream", json={"features": rows}) as response,
+    ):
+        started = time.monotonic()
+        assert response.status == 200 and response.headers["x-modeldeploy-revision"] == STABLE
+        assert "content-length" not in response.headers
+        first = await response.content.readany()
+        first_at = time.monotonic() - started
+        rest = await response.read()
+        total = time.monotonic() - started
+    lines = (first + rest).decode().splitlines()
+    assert lines == ["setosa", "versicolor", "virginica"] * 10
+    # The service sleeps 10 ms between rows: the first row arrives long before the last.
+    assert first_at < total / 2, (first_at, total)
+    delta = wait_counted(topo.stable, before, 1)
+    assert delta["match"] + delta["dropped"] == 1 and delta["mismatch"] == delta["error"] == 0, delta

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+from collections.abc import AsyncGenerator
 from http import HTTPStatus
 from typing import Any
 
@@ -100,6 +101,15 @@ class Iris:
         matrix = self._matrix(features)
         await self._faults()
         return [[float(p) for p in row] for row in self.model.predict_proba(matrix)]
+
+    @bentoml.api  # type: ignore[untyped-decorator]
+    async def classify_stream(self, features: list[list[float]]) -> AsyncGenerator[str, None]:
+        """One line per row, streamed as each is classified (a chunked response, no length)."""
+        matrix = self._matrix(features)
+        await self._faults()
+        for label in self.model.predict(matrix):
+            yield self.names[int(label)] + "\n"
+            await asyncio.sleep(0.01)
 
     @bentoml.api  # type: ignore[untyped-decorator]
     async def faults(self, latency_ms: float | None = None, fail_rate: float | None = None) -> dict[str, Any]:
