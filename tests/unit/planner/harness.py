@@ -26,7 +26,7 @@ from modeldeploy.operator.planner import (
     analysis_request,
     plan,
 )
-from modeldeploy.operator.planner.labels import REVISION_LABEL
+from modeldeploy.operator.planner.labels import IMAGE_ANNOTATION, REVISION_LABEL
 from modeldeploy.operator.planner.plan import ChildRef
 from modeldeploy.serving.routing import ROUTING_KEY, RoutingTable
 
@@ -150,7 +150,12 @@ class FakeCluster:
     def observed(self) -> ObservedChildren:
         return ObservedChildren(
             revisions=tuple(
-                ObservedRevision(revision=d.revision, replicas=d.replicas, ready_replicas=d.ready)
+                ObservedRevision(
+                    revision=d.revision,
+                    replicas=d.replicas,
+                    ready_replicas=d.ready,
+                    image=(d.manifest or {}).get("metadata", {}).get("annotations", {}).get(IMAGE_ANNOTATION),
+                )
                 for d in sorted(self.deployments.values(), key=lambda d: d.revision)
             ),
             routing=self.routing,

@@ -235,7 +235,11 @@ def test_observed_revision_from_a_deployment() -> None:
     )
     assert observed == ObservedRevision("abc", 3, 2, T0)
     fresh = ObservedRevision.from_deployment({"metadata": {"labels": {"modeldeploy.io/revision": "x"}}})
-    assert (fresh.replicas, fresh.ready_replicas) == (1, 0)
+    assert (fresh.replicas, fresh.ready_replicas, fresh.image) == (1, 0, None)
+    rendered = first_plan()[("Deployment", f"iris-{R1}")]
+    assert ObservedRevision.from_deployment(rendered).image == V1
+    del rendered["metadata"]["annotations"]
+    assert ObservedRevision.from_deployment(rendered).image == V1  # from the model container
     with pytest.raises(ValueError, match=r"no modeldeploy\.io/revision label"):
         ObservedRevision.from_deployment({"metadata": {"name": "stray"}})
 

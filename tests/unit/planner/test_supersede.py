@@ -105,3 +105,16 @@ def test_replica_change_without_new_revision_only_resizes() -> None:
     # The old stable cannot be rendered from the new spec: it is scaled by a patch.
     assert [(s.revision, s.replicas) for s in result.scale] == [(R1, 10)]
     assert d.cluster.deployments[R2].replicas == 5  # ceil(10 x 50 %)
+
+
+def test_lost_status_adopts_the_serving_revision_instead_of_promoting_the_new_one() -> None:
+    d = rolling_canary()
+    d.status_json = {}  # status wiped (restored from a backup without status, say)
+    d.now += timedelta(seconds=1)
+    result = d.tick()
+    status = d.status
+    assert [e.reason for e in result.events] == ["Adopted", "RolloutStarted"]
+    assert status.stable_revision == R1 and status.stable_image == V1
+    assert status.canary_revision == R2 and status.current_step == 0
+    assert result.routing.stable.revision == R1
+    assert R1 in d.cluster.deployments and d.cluster.deployments[R1].replicas == 4

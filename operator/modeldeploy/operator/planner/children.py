@@ -16,6 +16,7 @@ from modeldeploy.operator.planner.inputs import ModelDeploymentMeta, PlannerConf
 from modeldeploy.operator.planner.labels import (
     CONTAINER_MODEL,
     CONTAINER_SIDECAR,
+    IMAGE_ANNOTATION,
     revision_labels,
     revision_name,
     revision_selector,
@@ -170,7 +171,7 @@ def deployment(
         "kind": "Deployment",
         "metadata": {
             **object_meta(meta, revision_name(meta.name, revision), labels),
-            "annotations": {"modeldeploy.io/image": spec.model.image},
+            "annotations": {IMAGE_ANNOTATION: spec.model.image},
         },
         "spec": {
             "replicas": replicas,

@@ -63,7 +63,8 @@ class Tick:
             return self.status.stable_image
         if revision is not None and revision == self.status.canary_revision and self.status.canary_image:
             return self.status.canary_image
-        return ""
+        observed = self.observed.get(revision)
+        return observed.image if observed is not None and observed.image else ""
 
     def ready_replicas(self, revision: str | None) -> int:
         observed = self.observed.get(revision)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from modeldeploy.operator.planner.labels import REVISION_LABEL
+from modeldeploy.operator.planner.labels import CONTAINER_MODEL, IMAGE_ANNOTATION, REVISION_LABEL
 from modeldeploy.operator.planner.plan import ChildRef
 from modeldeploy.serving.routing import ROUTING_KEY, RoutingTable
 
@@ -52,6 +52,8 @@ class ObservedRevision:
     ready_replicas: int
     """status.readyReplicas."""
     created_at: datetime | None = None
+    image: str | None = None
+    """The model image (annotation modeldeploy.io/image, else the ``model`` container's image)."""
 
     @classmethod
     def from_deployment(cls, deployment: Mapping[str, Any]) -> ObservedRevision:
@@ -64,11 +66,16 @@ class ObservedRevision:
         spec = deployment.get("spec") or {}
         status = deployment.get("status") or {}
         created = meta.get("creationTimestamp")
+        containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+        image = (meta.get("annotations") or {}).get(IMAGE_ANNOTATION) or next(
+            (c.get("image") for c in containers if c.get("name") == CONTAINER_MODEL), None
+        )
         return cls(
             revision=str(revision),
             replicas=int(spec.get("replicas", 1)),
             ready_replicas=int(status.get("readyReplicas") or 0),
             created_at=_timestamp(created) if created else None,
+            image=str(image) if image else None,
         )
 
 

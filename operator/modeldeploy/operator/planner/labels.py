@@ -10,6 +10,9 @@ MANAGED_BY: Final = "modeldeploy"
 MODEL_LABEL: Final = "modeldeploy.io/model"
 REVISION_LABEL: Final = "modeldeploy.io/revision"
 
+IMAGE_ANNOTATION: Final = "modeldeploy.io/image"
+"""On each revision Deployment: the model image of that revision."""
+
 CONTAINER_MODEL: Final = "model"
 CONTAINER_SIDECAR: Final = "sidecar"
 

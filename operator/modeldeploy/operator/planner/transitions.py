@@ -33,8 +33,31 @@ def _intervals(count: int) -> str:
     return f"{count} consecutive interval{'s' if count != 1 else ''}"
 
 
+def adopt_serving_revision(tick: Tick) -> bool:
+    """Empty status but a routing table and its stable Deployment exist (status was lost or
+    wiped): take that revision as stable instead of promoting the spec's revision unjudged."""
+    table = tick.observed.routing
+    if table is None or table.model != tick.meta.name:
+        return False
+    observed = tick.observed.get(table.stable.revision)
+    if observed is None:
+        return False
+    status = tick.status
+    status.stable_revision = observed.revision
+    status.stable_image = tick.image_of(observed.revision) or None
+    status.phase = "Succeeded"
+    tick.normal(
+        "Adopted",
+        f"status was empty; revision {observed.revision}, which the routing table names as stable, "
+        "stays stable",
+    )
+    return True
+
+
 def first_revision(tick: Tick) -> None:
     """No stable revision yet: the spec's revision is stable at once (nothing to compare with)."""
+    if adopt_serving_revision(tick):
+        return
     status = tick.status
     status.stable_revision = tick.spec_revision
     status.stable_image = tick.spec.model.image
