@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -177,3 +178,31 @@ def test_bad_configuration_exits_2_with_the_reasons() -> None:
         "MODELDEPLOY_PORT: Input should be less than or equal to 65535",
     ):
         assert reason in done.stderr, done.stderr
+
+
+def test_port_in_use_exits_1_with_the_reason(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MODELDEPLOY_")}
+        env |= {
+            "MODELDEPLOY_MODEL": "iris",
+            "MODELDEPLOY_NAMESPACE": "ml",
+            "MODELDEPLOY_REVISION": REVISION,
+            "MODELDEPLOY_UPSTREAM": f"http://127.0.0.1:{free_port()}",
+            "MODELDEPLOY_ROUTING_FILE": str(routing_file(tmp_path)),
+            "MODELDEPLOY_LISTEN_HOST": "127.0.0.1",
+            "MODELDEPLOY_PORT": str(free_port()),
+            "MODELDEPLOY_METRICS_PORT": str(port),
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "modeldeploy.serving.main"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert done.returncode == 1
+    assert "cannot start" in done.stderr and "address already in use" in done.stderr, done.stderr
+    assert "Unclosed" not in done.stderr, done.stderr

@@ -136,11 +136,15 @@ class Sidecar:
         metrics_app.router.add_get("/metrics", self.metrics_handler)
         metrics_app.router.add_get("/routing", self.routing_handler)
 
-        for application, port in ((app, settings.port), (metrics_app, settings.metrics_port)):
-            runner = web.AppRunner(application, access_log=None, shutdown_timeout=settings.drain_timeout)
-            await runner.setup()
-            await web.TCPSite(runner, settings.listen_host, port, backlog=1024).start()
-            self._runners.append(runner)
+        try:
+            for application, port in ((app, settings.port), (metrics_app, settings.metrics_port)):
+                runner = web.AppRunner(application, access_log=None, shutdown_timeout=settings.drain_timeout)
+                await runner.setup()
+                self._runners.append(runner)
+                await web.TCPSite(runner, settings.listen_host, port, backlog=1024).start()
+        except BaseException:  # e.g. port in use: release what was set up, then report
+            await self._release()
+            raise
         log.info(
             "sidecar for %s/%s revision %s: traffic on %s:%d, metrics on :%d, upstream %s, routing from %s",
             settings.namespace,
@@ -170,11 +174,16 @@ class Sidecar:
         settings = self.settings
         if settings.drain_delay > 0:
             await asyncio.sleep(settings.drain_delay)
-        traffic, *others = self._runners
+        traffic = self._runners.pop(0)
         await traffic.cleanup()  # closes the listener, waits up to drain_timeout for in-flight requests
         await self.shadow.close(grace=1.0)
-        for runner in others:
-            await runner.cleanup()
+        await self._release()
+        log.info("sidecar stopped")
+
+    async def _release(self) -> None:
+        """Close what is still open: listeners, routing source, client pools."""
+        while self._runners:
+            await self._runners.pop().cleanup()
         if self._configmap is not None:
             self._configmap.stop()
         for task in self._tasks:
@@ -182,4 +191,3 @@ class Sidecar:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.upstreams.close()
-        log.info("sidecar stopped")
