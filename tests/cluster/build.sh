@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Build the local control plane (tests/cluster/controlplane) and KWOK (tests/cluster/kwok)
-# into $MODELDEPLOY_CACHE/cluster/bin. Go's module and build caches live in the same
-# git-ignored folder, and a stamp of the inputs' hash makes a second run a no-op.
+# Build the local control plane (tests/cluster/controlplane), KWOK (tests/cluster/kwok) and the
+# Helm client (tests/cluster/helm, for the chart tests) into $MODELDEPLOY_CACHE/cluster/bin.
+# Go's module and build caches live in the same git-ignored folder, and a stamp of the inputs'
+# hash makes a second run a no-op.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -14,6 +15,20 @@ inputs_hash() {
   (cd "$here" && cat controlplane/go.mod controlplane/go.sum controlplane/*.go \
      kwok/go.mod kwok/go.sum build.sh; go version) | sha256sum | cut -c1-16
 }
+# Helm has its own stamp: a Helm bump never relinks the control plane, and the other way round.
+helm_hash() {
+  (cd "$here" && cat helm/go.mod helm/go.sum; go version) | sha256sum | cut -c1-16
+}
+helm_want=$(helm_hash)
+if [[ -x $bin/helm && "$(cat "$bin/.stamp-helm" 2>/dev/null)" == "$helm_want" ]]; then
+  echo "helm: cached build $helm_want in $bin"
+else
+  echo "helm: building the Helm client"
+  (cd "$here/helm" && go build -trimpath -ldflags "-s -w" -o "$bin/helm.new" helm.sh/helm/v3/cmd/helm)
+  mv "$bin/helm.new" "$bin/helm"
+  echo "$helm_want" > "$bin/.stamp-helm"
+fi
+
 want=$(inputs_hash)
 if [[ -x $bin/controlplane && -x $bin/kwok && -f $bin/kwok-stages.yaml && "$(cat "$bin/.stamp" 2>/dev/null)" == "$want" ]]; then
   echo "control plane: cached build $want in $bin"

@@ -39,33 +39,39 @@ def prom_url(env: E2EEnv) -> str:
     return env.prometheus.url
 
 
-def deploy_stable(env: E2EEnv, name: str, **kw: Any) -> str:
-    env.apply(modeldeployment(name, prom_url(env), **kw))
-    status = env.wait(
-        lambda: env.status(name) if env.status(name).get("phase") == "Succeeded" else None, 60, f"{name} stable"
+def deploy_stable(e2e: E2EEnv, name: str, **kw: Any) -> str:
+    e2e.apply(modeldeployment(name, prom_url(e2e), **kw))
+    status = e2e.wait(
+        lambda: e2e.status(name) if e2e.status(name).get("phase") == "Succeeded" else None, 60, f"{name} stable"
     )
     revision: str = status["stableRevision"]
-    assert env.runner is not None
-    env.runner.wait_ready(revision, 1, timeout=120)
+    assert e2e.runner is not None
+    e2e.runner.wait_ready(revision, 1, timeout=120)
     return revision
 
 
-def new_revision_spec(env: E2EEnv, name: str, **kw: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = modeldeployment(name, prom_url(env), **kw)["spec"]
+def new_revision_spec(e2e: E2EEnv, name: str, **kw: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = modeldeployment(name, prom_url(e2e), **kw)["spec"]
     return {"model": spec["model"]}
 
 
 def watch_rollback(env: E2EEnv, name: str, stable: str, timeout: float) -> dict[str, float]:
-    """Poll routing and status until RolledBack; return when traffic reached and left the bad revision."""
+    """Poll routing and status until RolledBack; return when traffic reached and left the bad revision.
+
+    The breach starts when the routing table sends the new revision traffic AND one of its pods
+    serves (KWOK reports pods Ready at once; the harness knows when the processes really are).
+    """
     marks: dict[str, float] = {}
+    assert env.runner is not None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         now = time.monotonic()
         routing = env.routing(name)
         routed = [r for r in (routing.get("canary"), routing.get("shadow")) if r and r["revision"] != stable]
         live = any((r.get("weight") or r.get("percent") or 0) > 0 for r in routed)
-        if live and "breach_start" not in marks:
-            marks["breach_start"] = now
+        serving_since = env.runner.first_ready_at(routed[0]["revision"]) if routed else None
+        if live and serving_since is not None and "breach_start" not in marks:
+            marks["breach_start"] = max(now, serving_since)
         if "breach_start" in marks and not live and "traffic_cut" not in marks:
             marks["traffic_cut"] = now
         entry = env.core.read_namespaced_service(name, env.namespace).spec.selector["modeldeploy.io/revision"]

@@ -56,6 +56,8 @@ class RunningPod:
     ports: PodPorts
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     ready: bool = False
+    ready_at: float | None = None
+    """time.monotonic() when the sidecar first answered /readyz (model and sidecar both up)."""
 
     def stop(self) -> None:
         for proc in self.processes:
@@ -133,6 +135,8 @@ class PodRunner:
         for running in self.pods.values():
             if not running.ready:
                 running.ready = _http_ok(f"http://127.0.0.1:{running.ports.traffic}/readyz")
+                if running.ready:
+                    running.ready_at = time.monotonic()
         self._publish_endpoints()
         self._publish_targets()
 
@@ -188,6 +192,10 @@ class PodRunner:
         tmp = self.file_sd.with_suffix(".tmp")
         tmp.write_text(json.dumps(groups))
         tmp.replace(self.file_sd)
+
+    def first_ready_at(self, revision: str) -> float | None:
+        times = [p.ready_at for p in list(self.pods.values()) if p.revision == revision and p.ready_at]
+        return min(times) if times else None
 
     def wait_ready(self, revision: str, count: int, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout

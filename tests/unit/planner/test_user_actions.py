@@ -181,3 +181,18 @@ def test_analysis_failures_still_roll_back_while_paused() -> None:
     d.next_verdict = Verdict.FAIL
     d.advance(90)
     assert d.status.phase == "RolledBack"
+
+
+def test_pause_while_waiting_for_pods_stops_the_progress_deadline() -> None:
+    d = steady()
+    d.cluster.auto_ready = False
+    d.change_spec(make_spec(V2))
+    d.tick()
+    apply(d, "pause@1")
+    d.advance(900, every=60)  # far past progressDeadline 5m
+    assert d.status.canary_revision == R2 and d.status.phase == "Paused"
+    apply(d, "resume@2")
+    d.advance(240, every=60)
+    assert d.status.canary_revision == R2  # about 5 minutes counted in all
+    d.advance(120, every=60)
+    assert d.status.phase == "Failed"

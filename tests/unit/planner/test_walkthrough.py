@@ -198,3 +198,22 @@ def test_durations_come_from_status_timestamps() -> None:
     d.now = T0 + timedelta(hours=1)
     d.tick()
     assert d.status.current_step == 1
+
+
+def test_stable_without_ready_pods_is_degraded_until_they_recover() -> None:
+    d = Driver()
+    d.tick()
+    d.tick()
+    d.cluster.auto_ready = False
+    d.cluster.set_ready(R1, 1)
+    d.advance(5)
+    assert d.status.phase == "Succeeded"
+    assert [(c.status, c.reason) for c in d.status.conditions if c.type == "Ready"] == [("False", "PodsNotReady")]
+    d.cluster.set_ready(R1, 0)
+    d.advance(10)
+    assert d.status.phase == "Degraded"
+    assert d.reasons().count("Degraded") == 1
+    d.cluster.set_ready(R1)
+    d.advance(5)
+    assert d.status.phase == "Succeeded"
+    assert [c.status for c in d.status.conditions if c.type == "Ready"] == ["True"]
