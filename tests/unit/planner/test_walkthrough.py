@@ -208,7 +208,9 @@ def test_stable_without_ready_pods_is_degraded_until_they_recover() -> None:
     d.cluster.set_ready(R1, 1)
     d.advance(5)
     assert d.status.phase == "Succeeded"
-    assert [(c.status, c.reason) for c in d.status.conditions if c.type == "Ready"] == [("False", "PodsNotReady")]
+    assert [(c.status, c.reason) for c in d.status.conditions if c.type == "Ready"] == [
+        ("False", "PodsNotReady")
+    ]
     d.cluster.set_ready(R1, 0)
     d.advance(10)
     assert d.status.phase == "Degraded"
