@@ -195,4 +195,4 @@ def test_pause_while_waiting_for_pods_stops_the_progress_deadline() -> None:
     d.advance(240, every=60)
     assert d.status.canary_revision == R2  # about 5 minutes counted in all
     d.advance(120, every=60)
-    assert d.status.phase == "Failed"
+    assert d.status_json["phase"] == "Failed"

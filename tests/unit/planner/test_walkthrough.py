@@ -213,7 +213,7 @@ def test_stable_without_ready_pods_is_degraded_until_they_recover() -> None:
     ]
     d.cluster.set_ready(R1, 0)
     d.advance(10)
-    assert d.status.phase == "Degraded"
+    assert d.status_json["phase"] == "Degraded"
     assert d.reasons().count("Degraded") == 1
     d.cluster.set_ready(R1)
     d.advance(5)
