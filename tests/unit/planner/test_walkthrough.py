@@ -164,9 +164,11 @@ def test_full_rollout_walk() -> None:
     assert [(h.revision, h.outcome) for h in status.history] == [(R1, "Promoted"), (R2, "Promoted")]
     assert d.reasons().count("ScaledDown") == 1
 
-    # Quiet afterwards: nothing timed, nothing new.
+    # Quiet afterwards: nothing timed, nothing new, no status write needed.
     d.advance(60, every=30)
     assert d.plans[-1].events == () and d.plans[-1].requeue_after is None
+    assert not d.plans[-1].status_changed
+    assert d.plans[-3].status_changed
 
 
 def test_every_routing_change_keeps_stable_and_grows_weight_monotonically() -> None:

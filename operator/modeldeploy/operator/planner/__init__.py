@@ -89,11 +89,13 @@ def plan(
     if due is not None:
         wake.append(due)
     future = [max((t - now).total_seconds(), 0.0) for t in wake]
+    patch = new_status.model_dump(mode="json", by_alias=True)
     return Plan(
         manifests=rendered.manifests,
         routing=rendered.routing,
         status=new_status,
-        status_patch=new_status.model_dump(mode="json", by_alias=True),
+        status_patch=patch,
+        status_changed=patch != status.model_dump(mode="json", by_alias=True),
         events=tuple(tick.events),
         scale=rendered.scale,
         delete=rendered.delete,

@@ -78,6 +78,8 @@ class Plan:
     """The complete new status (what the next call must be given back)."""
     status_patch: dict[str, Any]
     """``status`` as a JSON merge patch (camelCase; cleared fields are explicit nulls)."""
+    status_changed: bool = True
+    """False when ``status`` equals the status given in: the handler may skip the patch."""
     events: tuple[PlannedEvent, ...] = ()
     scale: tuple[ScaleChange, ...] = ()
     delete: tuple[ChildRef, ...] = ()
