@@ -196,3 +196,10 @@ def test_pause_while_waiting_for_pods_stops_the_progress_deadline() -> None:
     assert d.status.canary_revision == R2  # about 5 minutes counted in all
     d.advance(120, every=60)
     assert d.status_json["phase"] == "Failed"
+
+
+def test_promote_full_is_recorded_as_such_in_history() -> None:
+    d = in_shadow()
+    apply(d, "promote-full@1")
+    assert d.status.stable_revision == R2
+    assert d.status.history[-1].reason == "remaining steps skipped by promote-full"

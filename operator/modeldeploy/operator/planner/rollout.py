@@ -116,7 +116,15 @@ def promote(tick: Tick) -> None:
     if previous is not None and previous != revision:
         tick.start_draining(previous)
         drain = f"; revision {previous} drains for {tick.spec.drain_period}, then is removed"
-    tick.record_history(revision, "Promoted", "all steps passed", image=image)
+    last = status.last_action
+    skipped = (
+        last is not None
+        and last.name == "promote-full"
+        and last.result == "Applied"
+        and revision in last.message
+    )
+    why = "remaining steps skipped by promote-full" if skipped else "all steps passed"
+    tick.record_history(revision, "Promoted", why, image=image)
     tick.normal("Promoted", f"revision {revision} ({image}) is now stable{drain}")
 
 
