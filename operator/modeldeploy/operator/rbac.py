@@ -27,6 +27,10 @@ OPERATOR_RULES: list[Rule] = [
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": _WRITE},
     {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": _WRITE},
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": _WRITE},
+    # planner/render.py gives each model's sidecars a ServiceAccount and a Role + RoleBinding
+    # limited to reading their routing ConfigMap (the operator holds that permission itself).
+    {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": _WRITE},
+    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": _WRITE},
     # kopf posts Kubernetes Events for every transition.
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},

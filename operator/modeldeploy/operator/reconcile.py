@@ -117,10 +117,18 @@ async def apply_plan(kube: Kube, body: dict[str, Any], result: Plan, namespace: 
         await kube.patch(DEPLOYMENT, namespace, change.name, {"spec": {"replicas": change.replicas}})
     for ref in result.delete:
         await kube.delete(KINDS[(ref.api_version, ref.kind)], namespace, ref.name)
-    if result.status_patch:
+    if result.status_changed and result.status_patch:
         await kube.patch_status(MODELDEPLOYMENT, namespace, body["metadata"]["name"], result.status_patch)
     for event in result.events:
         await post_event(kube, body, event.type, event.reason, event.message)
+
+
+def _rollback_cause(status: ModelDeploymentStatus) -> str:
+    """The RolledBack condition's reason (a short CamelCase word, safe as a metric label)."""
+    for condition in status.conditions:
+        if condition.type == "RolledBack":
+            return condition.reason or "Unknown"
+    return "Unknown"
 
 
 def _count(result: Plan, meta: ModelDeploymentMeta) -> None:
@@ -129,8 +137,8 @@ def _count(result: Plan, meta: ModelDeploymentMeta) -> None:
     for event in result.events:
         if event.reason == "Promoted":
             metrics.PROMOTIONS.labels(*labels).inc()
-        elif event.reason == "RolledBack":
-            metrics.ROLLBACKS.labels(*labels, result.status.rollback_reason or "unknown").inc()
+        elif event.reason in ("RolledBack", "RolloutFailed"):
+            metrics.ROLLBACKS.labels(*labels, _rollback_cause(result.status)).inc()
 
 
 async def reconcile(
