@@ -18,8 +18,8 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import json
+import sys
 import threading
 import time
 import urllib.error
@@ -35,7 +35,8 @@ import yaml
 from kubernetes import client, config
 
 from tests.cluster.localcluster import LocalCluster, free_port
-from tests.serving.processes import PROMETHEUS, PrometheusProc, spawn
+from tests.serving.process_base import PROMETHEUS, spawn
+from tests.serving.processes import PrometheusProc
 from tests.support.launchers import IRIS_DIR, sidecar_launcher
 from tests.support.operator_process import OperatorProcess, install_crd
 from tests.support.podrunner import Launch, Launcher, PodPorts, PodRunner, container_env
@@ -81,8 +82,17 @@ def iris_launcher(bentoml_home: Path) -> Launcher:
 
     def launch(container: dict[str, Any], ports: PodPorts) -> Launch:
         argv = [
-            sys.executable, "-m", "bentoml", "serve", "service:Iris",
-            "--working-dir", str(IRIS_DIR), "--host", "127.0.0.1", "--port", str(ports.model),
+            sys.executable,
+            "-m",
+            "bentoml",
+            "serve",
+            "service:Iris",
+            "--working-dir",
+            str(IRIS_DIR),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(ports.model),
         ]
         env = {
             "BENTOML_HOME": str(bentoml_home),
@@ -140,10 +150,14 @@ class LoadGenerator:
             try:
                 with opener.open(request, timeout=10) as response:
                     self.samples.append(
-                        Sample(time.time(), response.status, response.headers.get("x-modeldeploy-revision", ""))
+                        Sample(
+                            time.time(), response.status, response.headers.get("x-modeldeploy-revision", "")
+                        )
                     )
             except urllib.error.HTTPError as exc:
-                self.samples.append(Sample(time.time(), exc.code, exc.headers.get("x-modeldeploy-revision", "")))
+                self.samples.append(
+                    Sample(time.time(), exc.code, exc.headers.get("x-modeldeploy-revision", ""))
+                )
             except OSError:
                 self.samples.append(Sample(time.time(), 0, ""))
             self._stop.wait(max(0.0, period - (time.monotonic() - started)))
@@ -254,7 +268,9 @@ class E2EEnv:
         return dict(self.get(name).get("status") or {})
 
     def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name, {"spec": spec})
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name, {"spec": spec}
+        )
 
     def routing(self, name: str) -> dict[str, Any]:
         cm = self.core.read_namespaced_config_map(f"{name}-routing", self.namespace)
@@ -265,7 +281,9 @@ class E2EEnv:
         items = self.core.list_namespaced_event(
             self.namespace, field_selector=f"involvedObject.name={name},involvedObject.kind=ModelDeployment"
         ).items
-        return [(e.type, e.reason, e.message) for e in sorted(items, key=lambda e: e.metadata.creation_timestamp)]
+        return [
+            (e.type, e.reason, e.message) for e in sorted(items, key=lambda e: e.metadata.creation_timestamp)
+        ]
 
     def wait(self, predicate: Callable[[], Any], timeout: float, what: str) -> Any:
         deadline = time.monotonic() + timeout

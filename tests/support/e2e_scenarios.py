@@ -1,0 +1,59 @@
+"""Steps shared by the e2e tests, `make bench` and `make demo`: deploy, roll out, watch a rollback."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tests.support.e2e_env import E2EEnv, modeldeployment
+
+
+def prom_url(env: E2EEnv) -> str:
+    assert env.prometheus is not None
+    return env.prometheus.url
+
+
+def deploy_stable(e2e: E2EEnv, name: str, **kw: Any) -> str:
+    e2e.apply(modeldeployment(name, prom_url(e2e), **kw))
+    status = e2e.wait(
+        lambda: e2e.status(name) if e2e.status(name).get("phase") == "Succeeded" else None,
+        60,
+        f"{name} stable",
+    )
+    revision: str = status["stableRevision"]
+    assert e2e.runner is not None
+    e2e.runner.wait_ready(revision, 1, timeout=120)
+    return revision
+
+
+def new_revision_spec(e2e: E2EEnv, name: str, **kw: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = modeldeployment(name, prom_url(e2e), **kw)["spec"]
+    return {"model": spec["model"]}
+
+
+def watch_rollback(env: E2EEnv, name: str, stable: str, timeout: float) -> dict[str, float]:
+    """Poll routing and status until RolledBack; return when traffic reached and left the bad revision.
+
+    The breach starts when the routing table sends the new revision traffic AND one of its pods
+    serves (KWOK reports pods Ready at once; the harness knows when the processes really are).
+    """
+    marks: dict[str, float] = {}
+    assert env.runner is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        routing = env.routing(name)
+        routed = [r for r in (routing.get("canary"), routing.get("shadow")) if r and r["revision"] != stable]
+        live = any((r.get("weight") or r.get("percent") or 0) > 0 for r in routed)
+        serving_since = env.runner.first_ready_at(routed[0]["revision"]) if routed else None
+        if live and serving_since is not None and "breach_start" not in marks:
+            marks["breach_start"] = max(now, serving_since)
+        if "breach_start" in marks and not live and "traffic_cut" not in marks:
+            marks["traffic_cut"] = now
+        entry = env.core.read_namespaced_service(name, env.namespace).spec.selector["modeldeploy.io/revision"]
+        assert entry == stable, "the entry Service must keep pointing at stable"
+        if env.status(name).get("phase") == "RolledBack":
+            marks["rolled_back"] = now
+            return marks
+        time.sleep(0.1)
+    raise AssertionError(f"{name} not rolled back in {timeout}s: {env.status(name)}")
