@@ -17,14 +17,17 @@ inputs_hash() {
 }
 # Helm has its own stamp: a Helm bump never relinks the control plane, and the other way round.
 helm_hash() {
-  (cd "$here" && cat helm/go.mod helm/go.sum; go version) | sha256sum | cut -c1-16
+  (cd "$here" && cat helm/go.mod helm/go.sum build.sh; go version) | sha256sum | cut -c1-16
 }
 helm_want=$(helm_hash)
 if [[ -x $bin/helm && "$(cat "$bin/.stamp-helm" 2>/dev/null)" == "$helm_want" ]]; then
   echo "helm: cached build $helm_want in $bin"
 else
   echo "helm: building the Helm client"
-  (cd "$here/helm" && go build -trimpath -ldflags "-s -w" -o "$bin/helm.new" helm.sh/helm/v3/cmd/helm)
+  helm_version=$(cd "$here/helm" && go list -m -f '{{.Version}}' helm.sh/helm/v3)
+  (cd "$here/helm" && go build -trimpath \
+     -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version" \
+     -o "$bin/helm.new" helm.sh/helm/v3/cmd/helm)
   mv "$bin/helm.new" "$bin/helm"
   echo "$helm_want" > "$bin/.stamp-helm"
 fi
