@@ -40,7 +40,8 @@ cluster-gomod: ## regenerate tests/cluster/controlplane/go.mod for KUBE_RELEASE 
 	$(PYTHON) tests/cluster/gen_gomod.py $(KUBE_RELEASE)
 	cd tests/cluster/controlplane && GOMODCACHE=$(CURDIR)/$(CACHE)/go/mod GOFLAGS=-mod=mod go mod tidy
 
-test: install ## run every test layer (unit, serving, api, e2e) — the command CI runs
+test: install ## lint, then every test layer (unit, serving, cluster/api, e2e) — the command CI runs
+	$(MAKE) --no-print-directory lint
 	$(PYTEST) tests
 
 test-unit: install-python ## fast unit tests only (seconds)
@@ -58,7 +59,7 @@ test-e2e: install ## end-to-end rollouts
 lint: install-python ## ruff + mypy
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy operator serving tests
+	$(PY) -m mypy operator serving tests bench demo
 
 crds: install-python ## regenerate crds/ from the pydantic API types
 	$(PY) -m modeldeploy.operator.api.crdgen crds/modeldeployment.yaml
