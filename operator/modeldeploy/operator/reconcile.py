@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -49,7 +50,12 @@ ACTIVE_PHASES = {"Progressing", "Paused"}
 
 
 def planner_config(settings: OperatorSettings) -> PlannerConfig:
-    return PlannerConfig(sidecar_image=settings.sidecar_image)
+    config = PlannerConfig(
+        sidecar_image=settings.sidecar_image, sidecar_image_pull_policy=settings.sidecar_image_pull_policy
+    )
+    if settings.sidecar_resources is not None:
+        config = replace(config, sidecar_resources=settings.sidecar_resources)
+    return config
 
 
 async def run_analysis(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -14,6 +15,16 @@ class OperatorSettings(BaseModel):
     sidecar_image: str = Field(
         "ghcr.io/modeldeploy/modeldeploy:0.1.0",
         description="Image of the modeldeploy sidecar container injected into every serving pod.",
+    )
+    sidecar_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        "IfNotPresent", description="imagePullPolicy of the sidecar container."
+    )
+    sidecar_resources: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "Resources of the sidecar container (JSON in MODELDEPLOY_SIDECAR_RESOURCES); "
+            "None keeps the planner's defaults."
+        ),
     )
     namespaces: tuple[str, ...] = Field((), description="Namespaces to watch; empty means cluster-wide.")
     metrics_port: int = Field(8000, ge=0, le=65535, description="Port of the operator's /metrics (0 = off).")
@@ -37,6 +48,16 @@ class OperatorSettings(BaseModel):
         None,
         description="Testing only: skip Prometheus; every analysis run yields this verdict.",
     )
+
+    @field_validator("sidecar_resources", mode="before")
+    @classmethod
+    def _json(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else None
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not JSON: {exc}") from None
+        return value
 
     @field_validator("namespaces", mode="before")
     @classmethod
