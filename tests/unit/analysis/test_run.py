@@ -155,3 +155,31 @@ def test_the_window_follows_the_interval_with_a_floor() -> None:
     assert plan_run(SPEC, "iris", "ml", "a", "b").window == "30s"
     assert plan_run(SPEC, "iris", "ml", "a", "b", min_window=timedelta(seconds=5)).window == "15s"
     assert plan_run(SPEC, "iris", "ml", "a", "b", window=timedelta(minutes=1)).window == "60s"
+
+
+async def test_a_canary_run_fails_when_the_fast_guard_tripped(
+    prom: tuple[QueryApi, PrometheusClient],
+) -> None:
+    api, client = prom
+    spec = SPEC.model_copy(update={"metrics": [], "slo": SPEC.slo.model_copy(update={"error_rate": 1.0})})
+    api.answers = {
+        q.requests_query(CANARY, W): number(0),  # the guard starved the canary of traffic
+        q.guard_tripped_query(CANARY, W): number(1),
+    }
+    outcome = await analyze(spec, "iris", "ml", CANARY.revision, STABLE.revision, "canary", client)
+    guard = next(r for r in outcome.results if r.metric == "guardTripped")
+    assert guard.verdict is Verdict.FAIL and guard.value == 1
+    assert CANARY.revision in guard.message and "guard" in guard.message
+    assert outcome.verdict is Verdict.FAIL, "a tripped guard is a failure, not 'too few requests'"
+
+    api.answers[q.guard_tripped_query(CANARY, W)] = number(0)
+    outcome = await analyze(spec, "iris", "ml", CANARY.revision, STABLE.revision, "canary", client)
+    guard = next(r for r in outcome.results if r.metric == "guardTripped")
+    assert guard.verdict is Verdict.PASS
+    assert outcome.verdict is Verdict.INCONCLUSIVE, "without traffic the other metrics stay inconclusive"
+
+
+async def test_a_shadow_run_does_not_ask_about_the_guard(prom: tuple[QueryApi, PrometheusClient]) -> None:
+    api, client = prom
+    await analyze(SPEC, "iris", "ml", CANARY.revision, STABLE.revision, "shadow", client)
+    assert q.guard_tripped_query(CANARY, W) not in api.seen

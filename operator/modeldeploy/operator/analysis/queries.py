@@ -22,6 +22,7 @@ from datetime import timedelta
 REQUESTS = "modeldeploy_requests_total"
 DURATION = "modeldeploy_request_duration_seconds"
 SHADOW = "modeldeploy_shadow_requests_total"
+GUARD = "modeldeploy_guard_tripped"
 ERROR_CODES = "5.."
 COMPARED_RESULTS = ("match", "mismatch", "error")
 """Shadow results that count as compared; `dropped` copies were never sent (the stable sidecar was busy)."""
@@ -98,6 +99,11 @@ def latency_quantile_query(sel: RevisionSelector, window: str, quantile: float =
 def latency_buckets_query(sel: RevisionSelector, window: str) -> str:
     """Cumulative request counts per latency bucket (`le`) in the window; `+Inf` is every request."""
     return f"sum by (le) (increase({DURATION}_bucket{sel.served()}[{window}]))"
+
+
+def guard_tripped_query(sel: RevisionSelector, window: str) -> str:
+    """1 if any stable sidecar's fast guard kept traffic away from the revision in the window."""
+    return f"max(max_over_time({GUARD}{sel.matchers()}[{window}]))"
 
 
 def shadow_results_query(sel: RevisionSelector, window: str) -> str:

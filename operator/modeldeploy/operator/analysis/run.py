@@ -195,6 +195,15 @@ def _checks(spec: AnalysisSpec, plan: Plan, phase_kind: PhaseKind, judge: v.Judg
                 shown,
             ),
         )
+    if phase_kind == "canary":
+        guard = q.guard_tripped_query(c, plan.window)
+        add(
+            v.GUARD_TRIPPED,
+            1.0,
+            guard,
+            [guard],
+            lambda f, shown: v.judge_guard(_number(f, guard), c.revision, shown),
+        )
     if phase_kind == "shadow" and spec.shadow_agreement_min is not None:
         minimum = spec.shadow_agreement_min
 

@@ -28,6 +28,7 @@ ERROR_RATE_DELTA = "errorRateDeltaToStable"
 LATENCY_P99 = "latencyP99"
 LATENCY_RATIO = "latencyP99RatioToStable"
 SHADOW_AGREEMENT = "shadowAgreement"
+GUARD_TRIPPED = "guardTripped"
 BUILTIN_METRICS = (ERROR_RATE, ERROR_RATE_DELTA, LATENCY_P99, LATENCY_RATIO, SHADOW_AGREEMENT)
 
 P99_SLOW_SHARE = 0.01
@@ -342,6 +343,32 @@ def judge_shadow_agreement(
         )
     message = f"{seen} >= {percent(minimum)}"
     return _verdict(SHADOW_AGREEMENT, Verdict.PASS, agreement, minimum, query, message, requests=compared)
+
+
+def judge_guard(value: float | None, revision: str, query: str) -> MetricVerdict:
+    """The sidecars' fast guard is evidence by itself: it trips only after enough failed forwards.
+
+    No series (no stable sidecar scraped yet) is no evidence either way, so it passes; any other
+    metric still needs its own data. A tripped guard also starves the canary of traffic, which
+    would otherwise only look like "too few requests" forever.
+    """
+    if value is None or math.isnan(value) or value < 1:
+        return _verdict(
+            GUARD_TRIPPED,
+            Verdict.PASS,
+            value if value is not None and not math.isnan(value) else None,
+            1.0,
+            query,
+            "fast guard not tripped",
+        )
+    return _verdict(
+        GUARD_TRIPPED,
+        Verdict.FAIL,
+        value,
+        1.0,
+        query,
+        f"fast guard tripped: the sidecars stopped forwarding to {revision} after too many failed requests",
+    )
 
 
 def judge_custom(
