@@ -1,8 +1,10 @@
 """Sidecar overhead against nginx in front of the same BentoML iris server, and shadow's cost.
 
-One run measures (POST /predict_proba with 3 rows, keep-alive):
-- added latency at one connection (wrk, no queueing): BentoML direct, through nginx, through the
-  sidecar; added = proxied percentile minus direct percentile;
+One run measures (POST /predict_proba with 3 rows, keep-alive; wrk for closed-loop throughput,
+bench/openloop.py for latency at a steady rate):
+- added latency at a constant 100 requests/s (open loop, latency from each request's scheduled
+  time, so stalls are not hidden): BentoML direct, through nginx, through the sidecar; added =
+  proxied percentile minus direct percentile;
 - throughput at 32 connections (wrk, closed loop): the same three paths on the BentoML upstream,
   and both proxies in front of a static upstream (nginx answering a fixed JSON body), which shows
   the proxies' own ceiling when the model is not the bottleneck;
@@ -46,12 +48,13 @@ from modeldeploy.serving.routing import Backend, Comparison, RoutingTable, Shado
 TITLE = "Serving sidecar vs nginx"
 
 ROUNDS = 3
+LATENCY_RATE = 100
 LATENCY_SECONDS = 3
-THROUGHPUT_SECONDS = 3
+THROUGHPUT_SECONDS = 2
 WARMUP_SECONDS = 1
 THROUGHPUT_CONNECTIONS = 32
 SHADOW_RATE = 100
-SHADOW_SECONDS = 5
+SHADOW_SECONDS = 4
 PATH = "/predict_proba"
 STATIC_BODY = "[[0.98, 0.018, 1.4e-08]]"
 
@@ -213,31 +216,33 @@ def sidecar_for(workdir: Path, upstream: str, procs: Processes, shadow: IrisServ
 
 
 @dataclass(frozen=True)
-class ShadowRun:
+class LatencyRun:
     p50_ms: float
+    p90_ms: float
     p99_ms: float
     errors: int
     late_starts: int
 
 
-def shadow_rounds(plain: str, mirrored: str) -> tuple[ShadowRun, ShadowRun]:
+def open_loop_rounds(targets: dict[str, str], rate: float, seconds: float) -> dict[str, LatencyRun]:
+    """Constant-rate load on each target, interleaved over ROUNDS; median percentiles per target."""
     body = json.dumps(IRIS_ROWS).encode()
-    runs: dict[str, list[OpenLoopResult]] = {plain: [], mirrored: []}
-    constant_rate(plain + PATH, body, SHADOW_RATE, 1)
-    constant_rate(mirrored + PATH, body, SHADOW_RATE, 1)
+    for url in targets.values():
+        constant_rate(url + PATH, body, rate, WARMUP_SECONDS)
+    runs: dict[str, list[OpenLoopResult]] = {name: [] for name in targets}
     for _ in range(ROUNDS):
-        for url in (plain, mirrored):
-            runs[url].append(constant_rate(url + PATH, body, SHADOW_RATE, SHADOW_SECONDS))
-
-    def summary(results: list[OpenLoopResult]) -> ShadowRun:
-        return ShadowRun(
+        for name, url in targets.items():
+            runs[name].append(constant_rate(url + PATH, body, rate, seconds))
+    return {
+        name: LatencyRun(
             p50_ms=statistics.median(r.percentile_ms(50) for r in results),
+            p90_ms=statistics.median(r.percentile_ms(90) for r in results),
             p99_ms=statistics.median(r.percentile_ms(99) for r in results),
             errors=sum(r.errors for r in results),
             late_starts=sum(r.late_starts for r in results),
         )
-
-    return summary(runs[plain]), summary(runs[mirrored])
+        for name, results in runs.items()
+    }
 
 
 def run(workdir: Path) -> str:
@@ -263,7 +268,7 @@ def run(workdir: Path) -> str:
             "nginx → BentoML": nginx_url,
             "sidecar → BentoML": plain.url,
         }
-        latency = interleaved(on_model, script, 1, LATENCY_SECONDS)
+        latency = open_loop_rounds(on_model, LATENCY_RATE, LATENCY_SECONDS)
         throughput = interleaved(on_model, script, THROUGHPUT_CONNECTIONS, THROUGHPUT_SECONDS)
         on_static = {
             "static upstream direct": static_url,
@@ -271,7 +276,9 @@ def run(workdir: Path) -> str:
             "sidecar → static": sidecar_static.url,
         }
         capacity = interleaved(on_static, script, THROUGHPUT_CONNECTIONS, THROUGHPUT_SECONDS)
-        without_shadow, with_shadow = shadow_rounds(plain.url, mirrored.url)
+        shadow_paths = {"plain": plain.url, "mirrored": mirrored.url}
+        shadowing = open_loop_rounds(shadow_paths, SHADOW_RATE, SHADOW_SECONDS)
+        without_shadow, with_shadow = shadowing["plain"], shadowing["mirrored"]
         time.sleep(1.0)  # let the last copies finish and be counted
         copies = {
             result: mirrored.metric("modeldeploy_shadow_requests_total", result=result)
@@ -295,11 +302,11 @@ def throughput_table(results: dict[str, WrkResult], base_name: str) -> list[str]
 
 
 def report(
-    latency: dict[str, WrkResult],
+    latency: dict[str, LatencyRun],
     throughput: dict[str, WrkResult],
     capacity: dict[str, WrkResult],
-    without_shadow: ShadowRun,
-    with_shadow: ShadowRun,
+    without_shadow: LatencyRun,
+    with_shadow: LatencyRun,
     copies: dict[str, float],
 ) -> str:
     direct = latency["BentoML direct"]
@@ -310,7 +317,8 @@ def report(
         "BentoML iris example (1 worker, access log off); sidecar on uvloop. All processes share the "
         f"machine's CPUs. Medians of {ROUNDS} interleaved rounds.",
         "",
-        f"### Added latency (1 connection, {ROUNDS} rounds of {LATENCY_SECONDS} s per path)",
+        f"### Added latency (open loop, {LATENCY_RATE} requests/s, {ROUNDS} rounds of {LATENCY_SECONDS} s "
+        "per path)",
         "",
         "| path | p50 ms | p90 ms | p99 ms | added p50 ms | added p99 ms |",
         "|---|---:|---:|---:|---:|---:|",
@@ -355,7 +363,7 @@ def report(
         + ", ".join(f"{k} {v:.0f}" for k, v in copies.items())
         + ".",
     ]
-    late = without_shadow.late_starts + with_shadow.late_starts
+    late = without_shadow.late_starts + with_shadow.late_starts + sum(r.late_starts for r in latency.values())
     if late:
         lines.append(f"The load generator started {late} requests more than 5 ms late (machine busy).")
     return "\n".join(lines)
