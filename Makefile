@@ -12,7 +12,7 @@ APT_PACKAGES := prometheus nginx-light lua5.4 wrk openssl
 PYTEST       := $(PY) -m pytest
 
 .PHONY: help install install-system install-python cluster-build test test-unit test-serving test-api \
-        test-e2e lint crds crds-check bench demo cluster-up cluster-down cluster-gomod kind-up kind-down clean
+        test-e2e lint crds crds-check chart chart-check bench demo cluster-up cluster-down cluster-gomod kind-up kind-down clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -66,6 +66,12 @@ crds: install-python ## regenerate crds/ from the pydantic API types
 
 crds-check: install-python ## fail if crds/ differs from what `make crds` would write
 	$(PY) -m modeldeploy.operator.api.crdgen --check crds/modeldeployment.yaml
+
+chart: crds ## regenerate the Helm chart's generated files (RBAC rules from rbac.py, the CRD copy)
+	$(PY) -m modeldeploy.operator.chartgen charts/modeldeploy
+
+chart-check: install-python ## fail if the chart's generated files differ from what `make chart` would write
+	$(PY) -m modeldeploy.operator.chartgen --check charts/modeldeploy
 
 bench: install ## benchmarks; writes docs/benchmarks.md
 	$(PY) -m bench.run
