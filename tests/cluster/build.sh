@@ -25,9 +25,14 @@ if [[ -x $bin/helm && "$(cat "$bin/.stamp-helm" 2>/dev/null)" == "$helm_want" ]]
 else
   echo "helm: building the Helm client"
   helm_version=$(cd "$here/helm" && go list -m -f '{{.Version}}' helm.sh/helm/v3)
-  (cd "$here/helm" && go build -trimpath \
-     -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version" \
-     -o "$bin/helm.new" helm.sh/helm/v3/cmd/helm)
+  # As Helm's own release build: the default Kubernetes version (helm template, helm lint) is
+  # the one of the client-go it is built with.
+  k8s_minor=$(cd "$here/helm" && go list -m -f '{{.Version}}' k8s.io/client-go | cut -d. -f2)
+  helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version"
+  for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+    helm_ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$k8s_minor"
+  done
+  (cd "$here/helm" && go build -trimpath -ldflags "$helm_ldflags" -o "$bin/helm.new" helm.sh/helm/v3/cmd/helm)
   mv "$bin/helm.new" "$bin/helm"
   echo "$helm_want" > "$bin/.stamp-helm"
 fi
