@@ -25,19 +25,26 @@ def install_crd(cluster: LocalCluster) -> None:
 
 class OperatorProcess:
     def __init__(
-        self, cluster: LocalCluster, namespace: str, log: Path, extra_args: tuple[str, ...] = ()
+        self,
+        cluster: LocalCluster,
+        namespace: str | None,
+        log: Path,
+        extra_args: tuple[str, ...] = (),
+        kubeconfig: Path | None = None,
     ) -> None:
+        """`namespace` None runs the operator cluster-wide; `kubeconfig` defaults to the admin one."""
         self.cluster = cluster
         self.namespace = namespace
         self.log = log
         self.extra_args = extra_args
+        self.kubeconfig = kubeconfig or cluster.kubeconfig
         self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> OperatorProcess:
         env = {
             **os.environ,
-            "KUBECONFIG": str(self.cluster.kubeconfig),
+            "KUBECONFIG": str(self.kubeconfig),
             "MODELDEPLOY_SIDECAR_IMAGE": "modeldeploy/modeldeploy:test",
         }
         with open(self.log, "ab") as out:
@@ -46,8 +53,7 @@ class OperatorProcess:
                     sys.executable,
                     "-m",
                     "modeldeploy.operator.main",
-                    "--namespace",
-                    self.namespace,
+                    *(("--namespace", self.namespace) if self.namespace else ()),
                     "--metrics-port",
                     str(self.metrics_port),
                     *self.extra_args,
@@ -81,10 +87,14 @@ class OperatorProcess:
 
 @contextlib.contextmanager
 def running_operator(
-    cluster: LocalCluster, namespace: str, log_dir: Path, extra_args: tuple[str, ...] = ()
+    cluster: LocalCluster,
+    namespace: str | None,
+    log_dir: Path,
+    extra_args: tuple[str, ...] = (),
+    kubeconfig: Path | None = None,
 ) -> Iterator[OperatorProcess]:
     op = OperatorProcess(
-        cluster, namespace, log_dir / f"operator-{int(time.time() * 1000)}.log", extra_args
+        cluster, namespace, log_dir / f"operator-{int(time.time() * 1000)}.log", extra_args, kubeconfig
     ).start()
     try:
         yield op
