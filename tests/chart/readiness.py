@@ -1,0 +1,60 @@
+"""Mark model Pods Ready, as kubelet's readiness probes would for pods that serve.
+
+The local cluster has no kubelet; KWOK leaves Pods labelled app.kubernetes.io/managed-by=modeldeploy
+NotReady so that the e2e harness decides readiness from real processes. The chart tests run no
+serving processes: they only need the rollout to progress, so every such Pod is made Ready.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from kubernetes import client
+from kubernetes.client import ApiClient
+
+MODEL_PODS = "app.kubernetes.io/managed-by=modeldeploy"
+
+
+def _ready(pod: client.V1Pod) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
+
+
+def mark_ready_once(core: client.CoreV1Api, namespace: str) -> int:
+    marked = 0
+    for pod in core.list_namespaced_pod(namespace, label_selector=MODEL_PODS).items:
+        if pod.metadata.deletion_timestamp or _ready(pod) or pod.status.phase != "Running":
+            continue
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        conditions = [
+            {"type": kind, "status": "True", "lastTransitionTime": now}
+            for kind in ("ContainersReady", "Ready")
+        ]
+        with contextlib.suppress(client.ApiException):
+            core.patch_namespaced_pod_status(
+                pod.metadata.name, namespace, {"status": {"conditions": conditions}}
+            )
+            marked += 1
+    return marked
+
+
+@contextlib.contextmanager
+def model_pods_ready(k8s: ApiClient, namespace: str, period: float = 0.3) -> Iterator[None]:
+    """While the block runs, every Running model Pod in `namespace` is made Ready within `period`."""
+    core = client.CoreV1Api(k8s)
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(period):
+            with contextlib.suppress(Exception):
+                mark_ready_once(core, namespace)
+
+    thread = threading.Thread(target=loop, name=f"ready-{namespace}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
