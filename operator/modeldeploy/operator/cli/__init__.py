@@ -1,0 +1,1 @@
+"""`kubectl modeldeploy`: the kubectl plugin for ModelDeployments (status, actions, history, undo)."""
