@@ -19,7 +19,7 @@ from modeldeploy.operator.rbac import OPERATOR_RULES
 from tests.api.test_operator_rollout import Mdep, manifest, wait_for
 from tests.chart.access import can_i, granted, service_account_kubeconfig, service_account_user
 from tests.chart.helm import CHART, CI_VALUES, helm, template_text
-from tests.chart.readiness import model_pods_ready
+from tests.support.readiness import model_pods_ready
 from tests.cluster.localcluster import LocalCluster
 from tests.support.operator_process import install_crd, running_operator
 

@@ -1,8 +1,8 @@
 """Mark model Pods Ready, as kubelet's readiness probes would for pods that serve.
 
 The local cluster has no kubelet; KWOK leaves Pods labelled app.kubernetes.io/managed-by=modeldeploy
-NotReady so that the e2e harness decides readiness from real processes. The chart tests run no
-serving processes: they only need the rollout to progress, so every such Pod is made Ready.
+NotReady so that the e2e harness decides readiness from real processes. Tests that run no serving
+processes (chart, plugin, Argo CD samples) only need rollouts to progress: every such Pod is made Ready.
 """
 
 from __future__ import annotations
