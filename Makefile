@@ -8,7 +8,7 @@ PY           := $(VENV)/bin/python
 CACHE        := $(or $(MODELDEPLOY_CACHE),.cache)
 CLUSTER_BIN  := $(CACHE)/cluster/bin
 KUBE_RELEASE := $(shell cat tests/cluster/controlplane/KUBE_VERSION 2>/dev/null | sed 's/^v//')
-APT_PACKAGES := prometheus nginx-light lua5.4 wrk openssl
+APT_PACKAGES := prometheus nginx-light lua5.4 lua5.1 wrk openssl
 PYTEST       := $(PY) -m pytest
 
 .PHONY: help install install-system install-python cluster-build test test-unit test-serving test-api \

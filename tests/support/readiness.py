@@ -22,9 +22,10 @@ def _ready(pod: client.V1Pod) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
 
 
-def mark_ready_once(core: client.CoreV1Api, namespace: str) -> int:
+def mark_ready_once(core: client.CoreV1Api, namespace: str, selector: str = MODEL_PODS) -> int:
+    """Make the Running model Pods (matching `selector`) Ready; returns how many were changed."""
     marked = 0
-    for pod in core.list_namespaced_pod(namespace, label_selector=MODEL_PODS).items:
+    for pod in core.list_namespaced_pod(namespace, label_selector=selector).items:
         if pod.metadata.deletion_timestamp or _ready(pod) or pod.status.phase != "Running":
             continue
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

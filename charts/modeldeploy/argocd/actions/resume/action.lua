@@ -1,0 +1,9 @@
+-- Argo CD resource action "resume" for modeldeploy.io/ModelDeployment: requests it from the operator
+-- through the annotation modeldeploy.io/action = "resume@<id>". The id (UTC time and the object's
+-- resourceVersion) makes every request unique, so the operator carries it out once.
+if obj.metadata.annotations == nil then
+  obj.metadata.annotations = {}
+end
+local id = os.date("!%Y%m%dT%H%M%SZ") .. "-rv" .. tostring(obj.metadata.resourceVersion or "0")
+obj.metadata.annotations["modeldeploy.io/action"] = "resume@" .. id
+return obj
