@@ -1,0 +1,133 @@
+"""The Argo CD Lua scripts against the live operator: freshly captured objects get the expected
+health, and the resource actions, applied as Argo CD applies them, steer a real rollout."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client import ApiClient
+
+from modeldeploy.operator.planner.actions import ACTION_ANNOTATION
+from tests.api.test_operator_rollout import Mdep, wait_for
+from tests.argocd.capture import capture, manifest
+from tests.argocd.lua import DISCOVERY, HEALTH, action_script, run
+from tests.cluster.localcluster import LocalCluster
+from tests.support.operator_process import OperatorProcess, install_crd, running_operator
+from tests.support.readiness import model_pods_ready
+
+pytestmark = pytest.mark.cluster
+
+SAMPLES_DIR = Path(__file__).with_name("samples")
+
+
+def test_fresh_capture_gets_the_expected_health_and_matches_the_committed_samples(
+    cluster: LocalCluster, k8s: ApiClient, tmp_path: Path
+) -> None:
+    fresh = {sample.name: sample for sample in capture(cluster, k8s, tmp_path)}
+    committed = {p.stem: json.loads(p.read_text()) for p in SAMPLES_DIR.glob("*.json")}
+    assert set(fresh) == set(committed), "recapture: python -m tests.argocd.capture"
+    for name, sample in fresh.items():
+        health = run(HEALTH, sample.object)
+        assert health["status"] == sample.health, (name, health)
+        assert committed[name]["expectedHealth"] == sample.health
+        # The operator still writes the same fields in this state (values such as times differ).
+        assert set(sample.object["status"]) == set(committed[name]["object"]["status"]), name
+
+
+@pytest.fixture
+def rollout(cluster: LocalCluster, k8s: ApiClient, tmp_path: Path) -> Iterator[tuple[Mdep, OperatorProcess]]:
+    install_crd(cluster)
+    ns = f"argo-{uuid.uuid4().hex[:6]}"
+    core = client.CoreV1Api(k8s)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    md = Mdep(cluster, k8s, ns, "iris")
+    with (
+        model_pods_ready(k8s, ns),
+        running_operator(cluster, ns, tmp_path, ("--analysis-override", "pass")) as op,
+    ):
+        try:
+            yield md, op
+        finally:
+            cluster.kubectl("delete", "modeldeployments", "--all", "-n", ns, "--wait=true", "--timeout=60s")
+    core.delete_namespace(ns)
+
+
+def argocd_action(md: Mdep, name: str, op: OperatorProcess) -> dict[str, Any]:
+    """As Argo CD: discovery must offer the action; the script's result is applied as a merge patch
+    of what changed (here: the annotation); then the operator's acknowledgement is awaited."""
+    live = md.get()
+    offered = run(DISCOVERY, live)
+    assert offered[name]["disabled"] is False, f"{name} not offered in phase {live['status'].get('phase')}"
+    result = run(action_script(name), live)
+    value = result["metadata"]["annotations"][ACTION_ANNOTATION]
+    md.custom.patch_namespaced_custom_object(
+        "modeldeploy.io", "v1alpha1", md.namespace, "modeldeployments", md.name,
+        {"metadata": {"annotations": {ACTION_ANNOTATION: value}}},
+    )  # fmt: skip
+    last: dict[str, Any] = wait_for(
+        lambda: (md.status().get("lastAction") or {}).get("id") == value and md.status()["lastAction"],
+        30,
+        f"{name} acknowledged",
+        op,
+    )
+    assert last["result"] == "Applied", last
+    return last
+
+
+def health(md: Mdep) -> str:
+    return str(run(HEALTH, md.get())["status"])
+
+
+def test_argocd_actions_steer_a_rollout(rollout: tuple[Mdep, OperatorProcess]) -> None:
+    md, op = rollout
+    steps: list[dict[str, Any]] = [{"canary": {"weight": 30, "duration": "10m"}}, {"pause": {}}]
+    md.apply(manifest("iris", "registry.example.com/iris:1", steps))
+    wait_for(lambda: md.status().get("phase") == "Succeeded", 60, "first revision", op)
+    assert health(md) == "Healthy"
+
+    md.set_image("registry.example.com/iris:2")
+    wait_for(
+        lambda: md.status().get("stepStartedAt") and md.status().get("currentStep") == 0, 60, "canary", op
+    )
+    assert health(md) == "Progressing"
+    argocd_action(md, "pause", op)
+    assert md.status()["pauseReason"] == "UserPaused" and health(md) == "Suspended"
+    argocd_action(md, "resume", op)
+    assert md.status()["phase"] == "Progressing"
+    argocd_action(md, "promote", op)
+    wait_for(
+        lambda: md.status().get("currentStep") == 1 and md.status().get("phase") == "Paused", 30, "pause", op
+    )
+    assert health(md) == "Suspended"
+    argocd_action(md, "promote", op)
+    wait_for(
+        lambda: md.status().get("phase") == "Succeeded" and not md.status().get("canaryRevision"),
+        60,
+        "promoted",
+        op,
+    )
+    assert health(md) == "Healthy"
+
+    md.set_image("registry.example.com/iris:3")
+    wait_for(lambda: md.status().get("canaryRevision"), 60, "third revision rolling out", op)
+    argocd_action(md, "abort", op)
+    wait_for(lambda: md.status().get("phase") == "RolledBack", 30, "rolled back", op)
+    assert health(md) == "Degraded"
+    argocd_action(md, "retry", op)
+    wait_for(lambda: md.status().get("canaryRevision"), 30, "retried", op)
+    argocd_action(md, "promote-full", op)
+    wait_for(
+        lambda: md.status().get("phase") == "Succeeded" and not md.status().get("canaryRevision"),
+        60,
+        "promoted",
+        op,
+    )
+    assert health(md) == "Healthy"
+    outcomes = [entry["outcome"] for entry in md.status()["history"]]
+    assert outcomes[-3:] == ["Promoted", "RolledBack", "Promoted"], outcomes
