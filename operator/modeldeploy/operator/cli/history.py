@@ -56,7 +56,7 @@ def undo_target(status: ModelDeploymentStatus, spec_image: str, to: str | None =
         entry = status.history[number - 1]
         if entry.outcome != "Promoted":
             raise UndoError(f"entry {number} (revision {entry.revision}) was {entry.outcome}, never promoted")
-        return UndoTarget(entry, number)
+        return _differs(UndoTarget(entry, number), spec_image)
     matches = [(n, e) for n, e in promoted if e.revision.startswith(to)]
     if not matches:
         raise UndoError(f"no promoted revision {to!r} in the history (see kubectl modeldeploy history)")
@@ -65,6 +65,10 @@ def undo_target(status: ModelDeploymentStatus, spec_image: str, to: str | None =
             f"revision prefix {to!r} is ambiguous: {', '.join(sorted({e.revision for _, e in matches}))}"
         )
     number, entry = matches[-1]
-    if entry.image == spec_image:
-        raise UndoError(f"the spec already runs the image of revision {entry.revision}: {entry.image}")
-    return UndoTarget(entry, number)
+    return _differs(UndoTarget(entry, number), spec_image)
+
+
+def _differs(target: UndoTarget, spec_image: str) -> UndoTarget:
+    if target.entry.image == spec_image:
+        raise UndoError(f"the spec already runs the image of revision {target.entry.revision}: {spec_image}")
+    return target

@@ -173,7 +173,7 @@ def cmd_undo(mds: ModelDeployments, args: argparse.Namespace, out: TextIO) -> in
                 "from history; other pod-template fields (env, args, resources, ...) keep their values\n"
             )
         elif revision == status.stable_revision:
-            out.write("that is the stable revision: the rollout in progress is cancelled\n")
+            out.write(f"that is the stable revision: the rollout of {status.canary_revision} is cancelled\n")
         else:
             out.write("the operator rolls it out through the steps, as any new revision\n")
     return 0
