@@ -128,7 +128,8 @@ def progress(parsed: Parsed, now: datetime) -> float:
 
 
 def progress_bar(fraction: float, width: int = BAR_WIDTH) -> str:
-    filled = round(max(0.0, min(1.0, fraction)) * width)
+    fraction = max(0.0, min(1.0, fraction))
+    filled = round(fraction * width)
     return "[" + "█" * filled + "░" * (width - filled) + f"] {fraction * 100:3.0f}%"
 
 
@@ -236,9 +237,7 @@ def render_status(obj: dict[str, Any], now: datetime | None = None) -> str:
     if status.paused_at is not None:
         lines.append(f"Paused:         {ago(status.paused_at, now)} ago ({status.pause_reason})")
     if status.rollback_reason:
-        lines.append(
-            f"Rolled back:    {status.aborted_revision or ''} {status.rollback_reason}".replace("  ", " ")
-        )
+        lines.append(f"Rolled back:    {status.rollback_reason}")
     rendered_steps = step_lines(parsed, now)
     if rendered_steps:
         lines += ["Steps:", *rendered_steps]
