@@ -48,7 +48,8 @@ def test_chart_crd_is_identical_to_the_repository_crd() -> None:
 
 def test_check_mode_names_a_stale_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     shutil.copytree(CHART / "argocd", tmp_path / "argocd")
-    (tmp_path / "Chart.yaml").write_text("name: x\n")
+    for name in ("Chart.yaml", "values.yaml"):
+        shutil.copy(CHART / name, tmp_path / name)
     assert chartgen.main([str(tmp_path), "--check"]) == 1
     assert "_rules.tpl" in capsys.readouterr().err
     assert chartgen.main([str(tmp_path)]) == 0
@@ -94,3 +95,26 @@ def test_planner_sidecar_role_is_sidecar_rules_and_the_operator_may_grant_it() -
     for api_version, kind in kinds:
         group = api_version.rpartition("/")[0]
         assert {(group, plural[kind], v) for v in ("create", "patch", "delete")} <= grants(OPERATOR_RULES)
+
+
+def test_values_doc_reads_helm_docs_comments_and_refuses_undocumented_keys() -> None:
+    text = (
+        "# -- the image\nimage:\n  # -- its tag\n  # continued\n  tag: v1\n"
+        "# -- all of it\nresources:\n  a: 1\n"
+    )
+    docs = chartgen.value_docs(text)
+    assert [(d.path, d.description, d.default) for d in docs] == [
+        ("image", "the image", {"tag": "v1"}),
+        ("image.tag", "its tag continued", "v1"),
+        ("resources", "all of it", {"a": 1}),
+    ]
+    with pytest.raises(chartgen.UndocumentedValueError, match=re.escape("image.pullPolicy has no")):
+        chartgen.value_docs("image:\n  # -- its tag\n  tag: v1\n  pullPolicy: Always\n")
+
+
+def test_every_chart_value_is_documented_in_the_chart_readme() -> None:
+    docs = chartgen.value_docs((CHART / "values.yaml").read_text())
+    readme = (CHART / "README.md").read_text()
+    assert len(docs) > 50
+    for doc in docs:
+        assert f"| `{doc.path}` |" in readme
