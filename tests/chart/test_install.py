@@ -19,9 +19,9 @@ from modeldeploy.operator.rbac import OPERATOR_RULES
 from tests.api.test_operator_rollout import Mdep, manifest, wait_for
 from tests.chart.access import can_i, granted, service_account_kubeconfig, service_account_user
 from tests.chart.helm import CHART, CI_VALUES, helm, template_text
-from tests.support.readiness import model_pods_ready
 from tests.cluster.localcluster import LocalCluster
 from tests.support.operator_process import install_crd, running_operator
+from tests.support.readiness import model_pods_ready
 
 pytestmark = pytest.mark.cluster
 
@@ -96,7 +96,15 @@ def installed(
     """`helm install` (waiting for the operator Deployment), then `helm uninstall` and cleanup."""
     suffix = uuid.uuid4().hex[:6]
     release, namespace = f"{prefix}{suffix}", f"mdsys-{suffix}"
-    args = ["install", release, str(CHART), "--namespace", namespace, "--create-namespace"]
+    # The restricted Pod Security Standard is enforced where the operator runs: its pod must pass.
+    client.CoreV1Api(k8s).create_namespace(
+        client.V1Namespace(
+            metadata=client.V1ObjectMeta(
+                name=namespace, labels={"pod-security.kubernetes.io/enforce": "restricted"}
+            )
+        )
+    )
+    args = ["install", release, str(CHART), "--namespace", namespace]
     args += ["--wait", "--timeout", "120s", "--set", "image.tag=test"]
     for item in sets:
         args += ["--set", item]
