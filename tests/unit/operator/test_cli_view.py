@@ -158,3 +158,10 @@ def test_namespace_flag_works_before_and_after_the_command() -> None:
     assert parser().parse_args(["promote", "x", "--full"]).full is True
     with pytest.raises(SystemExit):
         parser().parse_args(["explode", "x"])
+
+
+def test_history_marks_only_the_promotion_in_force_as_stable() -> None:
+    obj = sample("succeeded-after-rollouts")
+    text = render_history(parse(obj).status, obj["spec"]["model"]["image"], datetime(2030, 1, 1, tzinfo=UTC))
+    marked = [line for line in text.splitlines() if "(stable)" in line]
+    assert len(marked) == 1 and "Promoted" in marked[0]

@@ -17,9 +17,17 @@ def render_history(status: ModelDeploymentStatus, spec_image: str, now: datetime
     if not status.history:
         return "no finished rollouts yet"
     rows = [("#", "REVISION", "IMAGE", "OUTCOME", "AGE", "REASON")]
+    stable_at = max(
+        (
+            n
+            for n, e in enumerate(status.history, 1)
+            if e.revision == status.stable_revision and e.outcome == "Promoted"
+        ),
+        default=0,
+    )
     for number, entry in enumerate(status.history, start=1):
         revision = entry.revision
-        if entry.revision == status.stable_revision:
+        if number == stable_at:
             revision += " (stable)"
         rows.append((str(number), revision, entry.image, entry.outcome, ago(entry.at, now), entry.reason))
     lines = table(rows)
