@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -219,7 +221,7 @@ class LocalCluster:
             "kwok",
             [
                 str(BIN / "kwok"),
-                f"--config={BIN / 'kwok-stages.yaml'}",
+                f"--config={self._kwok_stages()}",
                 f"--kubeconfig={self.kubeconfig}",
                 "--manage-all-nodes=false",
                 "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
@@ -232,6 +234,13 @@ class LocalCluster:
         self.kubectl("apply", "-f", "-", input=yaml.safe_dump(fake_node_manifest()))
         self._wait_node_ready(deadline)
         self.started_in = time.monotonic() - started
+
+    def _kwok_stages(self) -> Path:
+        """KWOK's own stages, except that modeldeploy's Pods start NotReady (see harness_stages)."""
+        stages = harness_stages(list(yaml.safe_load_all((BIN / "kwok-stages.yaml").read_text())))
+        path = self.workdir / "kwok-stages.yaml"
+        path.write_text(yaml.safe_dump_all(stages))
+        return path
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
@@ -327,6 +336,47 @@ class LocalCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+HARNESS_READINESS_LABEL = "app.kubernetes.io/managed-by"
+HARNESS_READINESS_VALUE = "modeldeploy"
+
+
+def harness_stages(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Make Pods of modeldeploy's Deployments start Running but NotReady.
+
+    KWOK's `pod-ready` stage marks every Pod Ready at once. For modeldeploy's Pods the e2e
+    harness (tests/support/podrunner.py) starts real processes and marks the Pod Ready itself
+    once its sidecar answers /readyz, as a kubelet's readiness probe would; until then the
+    operator must not send it traffic. Other Pods keep KWOK's behaviour.
+    """
+    out: list[dict[str, Any]] = []
+    selector_key = f'.metadata.labels["{HARNESS_READINESS_LABEL}"]'
+    for stage in stages:
+        if not stage:
+            continue
+        if stage.get("metadata", {}).get("name") != "pod-ready":
+            out.append(stage)
+            continue
+        others = copy.deepcopy(stage)
+        others["spec"]["selector"]["matchExpressions"].append(
+            {"key": selector_key, "operator": "NotIn", "values": [HARNESS_READINESS_VALUE]}
+        )
+        ours = copy.deepcopy(stage)
+        ours["metadata"]["name"] = "modeldeploy-pod-running-unready"
+        ours["spec"]["selector"]["matchExpressions"].append(
+            {"key": selector_key, "operator": "In", "values": [HARNESS_READINESS_VALUE]}
+        )
+        template, flipped = re.subn(
+            r'status: "True"(\s+)type: (Ready|ContainersReady)\b',
+            r'status: "False"\1type: \2',
+            ours["spec"]["next"]["statusTemplate"],
+        )
+        if flipped != 2:
+            raise ClusterError("KWOK's pod-ready stage changed shape; update harness_stages()")
+        ours["spec"]["next"]["statusTemplate"] = template.replace("ready: true", "ready: false")
+        out += [others, ours]
+    return out
 
 
 def fake_node_manifest() -> dict[str, Any]:

@@ -20,6 +20,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,7 @@ class PodRunner:
                 running.ready = _http_ok(f"http://127.0.0.1:{running.ports.traffic}/readyz")
                 if running.ready:
                     running.ready_at = time.monotonic()
+                    self._mark_ready(running.name)
         self._publish_endpoints()
         self._publish_targets()
 
@@ -167,6 +169,19 @@ class PodRunner:
             )
             log.close()
         return running
+
+    def _mark_ready(self, pod: str) -> None:
+        """What a kubelet's readiness probe does: the Pod is Ready once its sidecar answers /readyz.
+
+        KWOK starts modeldeploy's Pods NotReady (tests/cluster/localcluster.harness_stages), so
+        the operator sends traffic only to revisions whose processes really serve.
+        """
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        conditions = [
+            {"type": kind, "status": "True", "lastTransitionTime": now}
+            for kind in ("ContainersReady", "Ready")
+        ]
+        self.core.patch_namespaced_pod_status(pod, self.namespace, {"status": {"conditions": conditions}})
 
     def _publish_endpoints(self) -> None:
         services = self.core.list_namespaced_service(self.namespace, label_selector=MANAGED).items
