@@ -33,7 +33,7 @@ ANALYSIS = {
     "interval": "3s",
     "failureLimit": 2,
     "minRequests": 20,
-    "slo": {"latencyP99": "500ms", "errorRate": 0.05, "maxLatencyRatioToStable": 3},
+    "slo": {"latencyP99": "500ms", "errorRate": 0.05},
 }
 
 

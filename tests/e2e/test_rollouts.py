@@ -85,7 +85,15 @@ def test_bad_revision_is_rolled_back(
     env: E2EEnv, scenario: str, bad_env: dict[str, str], expect: str
 ) -> None:
     name = f"bad-{scenario}"
-    stable = deploy_stable(env, name, env={"IRIS_LATENCY_MS": "20"})
+    # Stable answers in ~20 ms; the p99 limit of 100 ms is then met by stable and broken by a
+    # revision 5x+ slower (150 ms), judged by exact tests on the slow-request counts.
+    analysis = {
+        "interval": "2s",
+        "failureLimit": 2,
+        "minRequests": 20,
+        "slo": {"latencyP99": "100ms", "errorRate": 0.05},
+    }
+    stable = deploy_stable(env, name, env={"IRIS_LATENCY_MS": "20"}, analysis=analysis)
     load = env.start_load(name)
     env.wait(lambda: load.by_revision().get(stable, 0) > 10, 30, "traffic served by stable")
     env.patch_spec(name, new_revision_spec(env, name, variant="b", env={"IRIS_LATENCY_MS": "20", **bad_env}))

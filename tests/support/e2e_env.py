@@ -341,7 +341,9 @@ def modeldeployment(
                     "interval": "2s",
                     "failureLimit": 2,
                     "minRequests": 20,
-                    "slo": {"latencyP99": "500ms", "errorRate": 0.05, "maxLatencyRatioToStable": 3},
+                    # Absolute limits are judged with exact tests on counts; a p99 ratio to stable
+                    # is not, and a just-started model on a loaded 2-core machine can trip it.
+                    "slo": {"latencyP99": "500ms", "errorRate": 0.05},
                 },
             },
         },
