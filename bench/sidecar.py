@@ -27,6 +27,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.machine import tool_version
+from bench.openloop import OpenLoopResult, constant_rate
+from modeldeploy.serving.routing import Backend, Comparison, RoutingTable, ShadowRoute
 from tests.serving.processes import (
     IrisServer,
     Proc,
@@ -40,10 +43,6 @@ from tests.serving.processes import (
     write_routing,
 )
 from tests.serving.traffic import IRIS_ROWS
-
-from bench.machine import tool_version
-from bench.openloop import OpenLoopResult, constant_rate
-from modeldeploy.serving.routing import Backend, Comparison, RoutingTable, ShadowRoute
 
 TITLE = "Serving sidecar vs nginx"
 

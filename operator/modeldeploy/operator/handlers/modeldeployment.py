@@ -18,12 +18,12 @@ from typing import Any
 import kopf
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient
-from modeldeploy.operator.api import GROUP, PLURAL, VERSION
-from modeldeploy.operator.reconcile import reconcile
 
+from modeldeploy.operator.api import GROUP, PLURAL, VERSION
 from modeldeploy.operator.handlers import wakeups
 from modeldeploy.operator.handlers.config import current
 from modeldeploy.operator.kube import Kube
+from modeldeploy.operator.reconcile import reconcile
 
 MANAGED = {"app.kubernetes.io/managed-by": "modeldeploy"}
 _kube: Kube | None = None
