@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import random
 import sys
 
 import kopf
@@ -61,7 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     handlers.configure(settings)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="0.0.0.0")
+    priority = settings.peering_priority
+    if settings.peering is not None and priority is None:
+        # kopf pauses every peer when the highest priority is shared, so equal replicas need
+        # distinct priorities: the highest works, the others take over when it leaves.
+        priority = random.SystemRandom().randint(1, 2**30)
+    if settings.peering is not None:
+        logging.getLogger(__name__).info("peering %r with priority %s", settings.peering, priority)
     kopf.run(
+        priority=priority,
         clusterwide=not settings.namespaces,
         namespaces=list(settings.namespaces),
         standalone=settings.peering is None,

@@ -31,6 +31,14 @@ class OperatorSettings(BaseModel):
     peering: str | None = Field(
         None, description="kopf peering object name for HA (several replicas, one active); None = standalone."
     )
+    peering_priority: int | None = Field(
+        None,
+        ge=0,
+        description=(
+            "kopf peering priority; the highest live one works, the others stand by. None with peering: a "
+            "random priority per process, so replicas of one Deployment never tie (tied peers all pause)."
+        ),
+    )
     default_prometheus_url: str = Field(
         "http://prometheus-server.monitoring:9090",
         description="Prometheus used when a ModelDeployment names none.",
