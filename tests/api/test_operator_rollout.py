@@ -21,6 +21,7 @@ from kubernetes.client import ApiClient
 
 from tests.cluster.localcluster import LocalCluster
 from tests.support.operator_process import OperatorProcess, install_crd, running_operator
+from tests.support.readiness import model_pods_ready
 
 pytestmark = pytest.mark.cluster
 
@@ -60,7 +61,9 @@ def namespace(cluster: LocalCluster, k8s: ApiClient) -> Iterator[str]:
     install_crd(cluster)
     ns = f"op-{uuid.uuid4().hex[:8]}"
     client.CoreV1Api(k8s).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
-    yield ns
+    # No serving processes run here: model Pods are made Ready as soon as KWOK runs them.
+    with model_pods_ready(k8s, ns):
+        yield ns
     client.CoreV1Api(k8s).delete_namespace(ns)
 
 
