@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import threading
 import time
 import urllib.error
@@ -37,9 +36,9 @@ from kubernetes import client, config
 from tests.cluster.localcluster import LocalCluster, free_port
 from tests.serving.process_base import PROMETHEUS, spawn
 from tests.serving.processes import PrometheusProc
-from tests.support.launchers import IRIS_DIR, sidecar_launcher
+from tests.support.launchers import model_launcher, sidecar_launcher
 from tests.support.operator_process import OperatorProcess, install_crd
-from tests.support.podrunner import Launch, Launcher, PodPorts, PodRunner, container_env
+from tests.support.podrunner import Launch, Launcher, PodPorts, PodRunner
 from tests.support.service_proxy import Endpoints, ServiceProxy
 
 GROUP, VERSION, PLURAL = "modeldeploy.io", "v1alpha1", "modeldeployments"
@@ -75,34 +74,6 @@ def start_prometheus_file_sd(workdir: Path, file_sd: Path, scrape_interval: str)
     prom = PrometheusProc(proc.name, proc.popen, proc.log_path, port=port)
     prom.wait_http(prom.url + "/-/ready", 30)
     return prom
-
-
-def iris_launcher(bentoml_home: Path) -> Launcher:
-    """Any model image runs the iris example; the Pod's env (IRIS_*) picks good or bad behaviour."""
-
-    def launch(container: dict[str, Any], ports: PodPorts) -> Launch:
-        argv = [
-            sys.executable,
-            "-m",
-            "bentoml",
-            "serve",
-            "service:Iris",
-            "--working-dir",
-            str(IRIS_DIR),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(ports.model),
-        ]
-        env = {
-            "BENTOML_HOME": str(bentoml_home),
-            "BENTOML_DO_NOT_TRACK": "true",
-            "IRIS_ACCESS_LOG": "0",
-            **container_env(container),
-        }
-        return Launch(argv=argv, env=env)
-
-    return launch
 
 
 @dataclass
@@ -213,7 +184,7 @@ class E2EEnv:
         file_sd.write_text("[]")
         self.prometheus = start_prometheus_file_sd(self.workdir / "prometheus", file_sd, self.scrape_interval)
         launchers = {
-            "model": iris_launcher(self.workdir / "bentoml-home"),
+            "model": model_launcher(self.workdir / "bentoml-home"),
             "sidecar": _fast_drain(sidecar_launcher(self.cluster.kubeconfig, self.proxy_port)),
         }
         self.runner = PodRunner(

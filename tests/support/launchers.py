@@ -19,22 +19,21 @@ from tests.support.podrunner import Launch, Launcher, PodPorts, container_env
 IRIS_DIR = ROOT / "serving" / "examples" / "iris"
 
 
-def model_launcher() -> Launcher:
+def model_launcher(bentoml_home: Path) -> Launcher:
+    """Any model image runs the iris example; the Pod's env (IRIS_*) picks good or bad behaviour."""
+
     def launch(container: dict[str, Any], ports: PodPorts) -> Launch:
         argv = [
-            sys.executable,
-            "-m",
-            "bentoml",
-            "serve",
-            "service:Iris",
-            "--working-dir",
-            str(IRIS_DIR),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(ports.model),
-        ]
-        return Launch(argv=argv, env=container_env(container))
+            sys.executable, "-m", "bentoml", "serve", "service:Iris",
+            "--working-dir", str(IRIS_DIR), "--host", "127.0.0.1", "--port", str(ports.model),
+        ]  # fmt: skip
+        env = {
+            "BENTOML_HOME": str(bentoml_home),
+            "BENTOML_DO_NOT_TRACK": "true",
+            "IRIS_ACCESS_LOG": "0",
+            **container_env(container),
+        }
+        return Launch(argv=argv, env=env)
 
     return launch
 
@@ -55,7 +54,3 @@ def sidecar_launcher(kubeconfig: Path, service_proxy_port: int) -> Launcher:
         return Launch(argv=[sys.executable, "-m", "modeldeploy.serving.main"], env=env)
 
     return launch
-
-
-def default_launchers(kubeconfig: Path, service_proxy_port: int) -> dict[str, Launcher]:
-    return {"model": model_launcher(), "sidecar": sidecar_launcher(kubeconfig, service_proxy_port)}
