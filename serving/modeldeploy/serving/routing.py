@@ -8,7 +8,7 @@ when constructing a table.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -82,6 +82,72 @@ class GuardSettings(_Model):
         return self
 
 
+class ContractSettings(_Model):
+    """Data contract: a JSON Schema every request body served by a sidecar is checked against."""
+
+    json_schema: dict[str, Any] = Field(
+        alias="schema", description="JSON Schema (draft 2020-12) of request bodies, already resolved."
+    )
+    policy: Literal["reject", "observe"] = Field(
+        default="observe", description="reject: answer 422 and never call the model; observe: count only."
+    )
+
+
+class PredictionLogSettings(_Model):
+    """Sampled prediction logging as JSON lines (never on the request's critical path)."""
+
+    sample_rate: float = Field(ge=0, le=1, description="Fraction 0..1 of client requests logged.")
+    sink: Literal["stdout", "file"] = "stdout"
+    path: str | None = Field(default=None, description="File to append to when sink is file.")
+    max_body_bytes: int = Field(default=4096, ge=0, description="Bodies longer than this are truncated.")
+    redact: tuple[str, ...] = Field(
+        default=(), description='JSON field names whose values are replaced by "[REDACTED]" at any depth.'
+    )
+
+    @model_validator(mode="after")
+    def _file_needs_path(self) -> PredictionLogSettings:
+        if self.sink == "file" and not self.path:
+            raise ValueError("predictionLog.path is required when sink is file")
+        return self
+
+
+class DriftFeature(_Model):
+    """One numeric input feature whose value distribution is kept as a histogram."""
+
+    name: str = Field(min_length=1, description="Feature name (the metric's `feature` label).")
+    path: str = Field(
+        min_length=1,
+        description=(
+            "Where the number(s) sit in the JSON request body: a JSON pointer in which a `*` segment "
+            "means every item of an array (or value of an object), e.g. /features/*/0."
+        ),
+    )
+    buckets: tuple[float, ...] = Field(
+        min_length=1, description="Histogram upper bounds, strictly increasing (+Inf is implied)."
+    )
+
+    @field_validator("buckets")
+    @classmethod
+    def _increasing(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(b >= a for a, b in zip(value[1:], value, strict=False)):
+            raise ValueError(f"buckets must be strictly increasing, got {list(value)}")
+        return value
+
+
+class DriftSettings(_Model):
+    """Per-feature input histograms (the operator computes canary-vs-stable PSI from them)."""
+
+    features: tuple[DriftFeature, ...] = Field(min_length=1)
+
+
+class DataPathSettings(_Model):
+    """Guardrails applied by every sidecar of the model; each one is off when unset."""
+
+    contract: ContractSettings | None = None
+    prediction_log: PredictionLogSettings | None = None
+    drift: DriftSettings | None = None
+
+
 class RoutingTable(_Model):
     """The whole routing state of one ModelDeployment, as the sidecars see it."""
 
@@ -96,6 +162,10 @@ class RoutingTable(_Model):
     comparison: Comparison = Comparison()
     guard: GuardSettings = GuardSettings()
     generation: int = Field(default=0, ge=0, description="Bumped by the operator on every change.")
+    data_path: DataPathSettings = Field(
+        default_factory=DataPathSettings,
+        description="Data contract, prediction logging and drift histograms (resolved by the operator).",
+    )
 
     @field_validator("sticky_header")
     @classmethod
