@@ -284,22 +284,34 @@ class PrometheusProc(Proc):
 
 
 def start_prometheus(
-    workdir: Path, targets: Sequence[str], *, scrape_interval: str = "1s", timeout: float = 30.0
+    workdir: Path,
+    targets: Sequence[str] = (),
+    *,
+    file_sd: Path | None = None,
+    scrape_interval: str = "1s",
+    timeout: float = 30.0,
 ) -> PrometheusProc:
-    """The Debian prometheus binary with its own config, storage and port (never the system service)."""
+    """The Debian prometheus binary with its own config, storage and port (never the system service).
+
+    It scrapes the static `targets`, or the targets listed in the `file_sd` JSON file (re-read every
+    second, so a harness can add and remove pods while it runs).
+    """
     if not Path(PROMETHEUS).is_file() and shutil.which("prometheus") is None:
         raise ProcessError("prometheus is not installed (Debian package `prometheus`; `make install-system`)")
     binary = PROMETHEUS if Path(PROMETHEUS).is_file() else str(shutil.which("prometheus"))
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
+    discovery: dict[str, object] = (
+        {"file_sd_configs": [{"files": [str(file_sd)], "refresh_interval": "1s"}]}
+        if file_sd is not None
+        else {"static_configs": [{"targets": list(targets)}]}
+    )
     config = workdir / "prometheus.yml"
     config.write_text(
         json.dumps(
             {
                 "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
-                "scrape_configs": [
-                    {"job_name": "sidecars", "static_configs": [{"targets": list(targets)}]},
-                ],
+                "scrape_configs": [{"job_name": "sidecars", **discovery}],
             }
         )
     )

@@ -34,8 +34,7 @@ import yaml
 from kubernetes import client, config
 
 from tests.cluster.localcluster import LocalCluster, free_port
-from tests.serving.process_base import PROMETHEUS, spawn
-from tests.serving.processes import PrometheusProc
+from tests.serving.processes import PrometheusProc, start_prometheus
 from tests.support.launchers import model_launcher, sidecar_launcher
 from tests.support.operator_process import OperatorProcess, install_crd
 from tests.support.podrunner import Launch, Launcher, PodPorts, PodRunner
@@ -43,37 +42,6 @@ from tests.support.service_proxy import Endpoints, ServiceProxy
 
 GROUP, VERSION, PLURAL = "modeldeploy.io", "v1alpha1", "modeldeployments"
 IRIS_BODY = {"features": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
-
-
-def start_prometheus_file_sd(workdir: Path, file_sd: Path, scrape_interval: str) -> PrometheusProc:
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    cfg = workdir / "prometheus.yml"
-    cfg.write_text(
-        json.dumps(
-            {
-                "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
-                "scrape_configs": [
-                    {
-                        "job_name": "sidecars",
-                        "file_sd_configs": [{"files": [str(file_sd)], "refresh_interval": "1s"}],
-                    }
-                ],
-            }
-        )
-    )
-    argv = [
-        PROMETHEUS,
-        f"--config.file={cfg}",
-        f"--storage.tsdb.path={workdir / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--storage.tsdb.retention.time=1h",
-        "--log.level=warn",
-    ]
-    proc = spawn("prometheus", argv, workdir / "prometheus.log", {})
-    prom = PrometheusProc(proc.name, proc.popen, proc.log_path, port=port)
-    prom.wait_http(prom.url + "/-/ready", 30)
-    return prom
 
 
 @dataclass
@@ -182,7 +150,9 @@ class E2EEnv:
         asyncio.run_coroutine_threadsafe(self.service_proxy.start(), self._loop).result(10)
         file_sd = self.workdir / "targets.json"
         file_sd.write_text("[]")
-        self.prometheus = start_prometheus_file_sd(self.workdir / "prometheus", file_sd, self.scrape_interval)
+        self.prometheus = start_prometheus(
+            self.workdir / "prometheus", file_sd=file_sd, scrape_interval=self.scrape_interval
+        )
         launchers = {
             "model": model_launcher(self.workdir / "bentoml-home"),
             "sidecar": _fast_drain(sidecar_launcher(self.cluster.kubeconfig, self.proxy_port)),
