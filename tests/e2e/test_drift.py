@@ -23,10 +23,12 @@ feature in a 4 s window: enough that sampling noise stays far below maxInputPSI 
 from __future__ import annotations
 
 import random
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_iris
 
 from modeldeploy.serving.split import sticky_point
@@ -111,6 +113,19 @@ def psi_results(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {r["metric"]: r for r in results if r["metric"].startswith("inputPSI/")}
 
 
+def operator_gauge(env: E2EEnv, name: str, model: str, metric: str) -> float | None:
+    """A sample of the operator's own /metrics, e.g. modeldeploy_analysis_value for one metric."""
+    assert env.operator is not None
+    url = f"http://127.0.0.1:{env.operator.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and s.labels.get("model") == model and s.labels.get("metric") == metric:
+                return float(s.value)
+    return None
+
+
 def test_a_canary_fed_shifted_inputs_is_rolled_back_naming_the_feature(env: E2EEnv) -> None:
     stable, early, _ = start_rollout(env, "drift-shifted", SHIFT_CM)
     seen: dict[str, dict[str, Any]] = {}
@@ -134,6 +149,10 @@ def test_a_canary_fed_shifted_inputs_is_rolled_back_naming_the_feature(env: E2EE
     )
     assert seen["inputPSI/petal_length"]["verdict"] != "Fail", "an unshifted feature does not fail"
 
+    gauge = operator_gauge(env, "modeldeploy_analysis_threshold", "drift-shifted", "inputPSI/sepal_length")
+    assert gauge == MAX_PSI, "the operator exports the PSI metric like the others"
+    value = operator_gauge(env, "modeldeploy_analysis_value", "drift-shifted", "inputPSI/sepal_length")
+    assert value is not None and value > MAX_PSI, value  # the run that rolled the canary back
     rolled = next(c for c in status["conditions"] if c["type"] == "RolledBack")
     assert "inputPSI/sepal_length" in rolled["message"], rolled["message"]
     warnings = [m for type_, _, m in env.events("drift-shifted") if type_ == "Warning"]
