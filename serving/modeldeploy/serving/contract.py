@@ -58,7 +58,7 @@ def parse_body(body: bytes) -> Any:
     if not body.strip():
         return NotJson("request body is empty, the data contract expects a JSON document")
     try:
-        return json.loads(body)
+        return json.loads(body.decode("utf-8"))  # JSON over HTTP is UTF-8 (RFC 8259)
     except UnicodeDecodeError:
         return NotJson("request body is not UTF-8 text, the data contract expects a JSON document")
     except ValueError as exc:

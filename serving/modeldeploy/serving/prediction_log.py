@@ -194,11 +194,15 @@ class PredictionLog:
                 self._executor.submit(sink.close)
         self._retired = []
 
+    async def flush(self) -> None:
+        """Wait until every queued line has been written (or counted lost)."""
+        await self._queue.join()
+
     async def close(self, grace: float) -> None:
         """Write what is queued (up to `grace` seconds), then stop the writer and close the sinks."""
         if self._task is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.join(), grace)
+                await asyncio.wait_for(self.flush(), grace)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
