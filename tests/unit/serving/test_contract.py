@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from modeldeploy.serving.contract import MESSAGE_LIMIT, Contract, ContractError, NotJson, parse_body
 from modeldeploy.serving.routing import ContractSettings
 
-IRIS_SCHEMA = {
+IRIS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["features"],
     "properties": {
@@ -20,7 +22,7 @@ IRIS_SCHEMA = {
 }
 
 
-def contract(schema: dict[str, object] = IRIS_SCHEMA) -> Contract:
+def contract(schema: dict[str, Any] = IRIS_SCHEMA) -> Contract:
     return Contract(ContractSettings.model_validate({"schema": schema, "policy": "reject"}))
 
 
