@@ -114,6 +114,12 @@ class SidecarMetrics:
             base,
             registry=self.registry,
         ).labels(model, namespace, revision)
+        self.prediction_log_pending = Gauge(
+            "modeldeploy_prediction_log_pending",
+            "Sampled prediction log lines queued or being written.",
+            base,
+            registry=self.registry,
+        ).labels(model, namespace, revision)
         self._contract_results: dict[str, Counter] = {}
         self._violation_children: dict[str, Counter] = {}
         self._request_children: dict[tuple[str, str, int], Counter] = {}

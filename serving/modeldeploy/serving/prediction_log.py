@@ -2,7 +2,8 @@
 
 The request path only decides the sample (`sampled()`, one random number) and, when sampled,
 hands the raw request and response bytes to `submit`, which never waits: when the queue is full the
-line is dropped and counted (`modeldeploy_prediction_log_dropped_total`). A background task takes
+line is dropped and counted (`modeldeploy_prediction_log_dropped_total`); lines queued or being
+written are shown by `modeldeploy_prediction_log_pending`. A background task takes
 entries from the queue, formats the JSON lines (prediction_record.py) a few at a time, yielding to
 the event loop in between, and hands batches to one writer thread, so a slow disk or a full stdout
 pipe never stalls a request. Written lines are counted in `modeldeploy_prediction_log_lines_total`.
@@ -109,6 +110,8 @@ class PredictionLog:
         self._retired: list[Sink] = []
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prediction-log")
         self._task: asyncio.Task[None] | None = None
+        self._pending = 0  # submitted, not yet written or lost
+        metrics.prediction_log_pending.set_function(lambda: self._pending)
 
     @property
     def settings(self) -> PredictionLogSettings | None:
@@ -153,6 +156,7 @@ class PredictionLog:
         except asyncio.QueueFull:
             self._metrics.prediction_log_dropped.inc()
             return False
+        self._pending += 1
         return True
 
     def start(self) -> None:
@@ -177,6 +181,7 @@ class PredictionLog:
                     log.error("prediction log: %d lines lost: %s", lines, exc)
                 else:
                     self._metrics.prediction_log_lines.inc(lines)
+                self._pending -= lines
             for _ in batch:
                 self._queue.task_done()
             if self._queue.empty():
