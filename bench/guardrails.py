@@ -6,12 +6,15 @@ table's `dataPath`: none; prediction log at sampleRate 0.1 and 1.0 to a file; th
 four features, logging at 1.0). Open-loop load (bench/openloop.py, latency from each request's
 scheduled time) on POST /predict_proba with 3 rows, each target in turn for ROUNDS interleaved
 rounds, at two rates. Percentiles are over all rounds' requests of a target; the spread of the
-plain sidecar's per-round p99 is shown as the noise to compare against.
+plain sidecar's per-round p99 is shown as the noise to compare against. The sidecar process's CPU
+time per request (user + system from /proc, writer thread included) is measured over the same
+rounds: on a shared machine it is a far steadier signal of what a guardrail costs than a p99.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +26,10 @@ from tests.serving.traffic import IRIS_ROWS
 
 TITLE = "Guardrails on the primary path (prediction log, contract, drift)"
 
-RATES = (100, 250)
-ROUNDS = 4
+RATES = (50, 150)
+ROUNDS = 5
 SECONDS = 3
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 IRIS_SCHEMA = {
     "type": "object",
@@ -69,28 +73,41 @@ class Row:
     round_p99_ms: list[float]
     errors: int
     late_starts: int
+    cpu_us_per_request: float
 
 
-def pooled(results: list[OpenLoopResult]) -> Row:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` (all its threads) so far."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15)
+
+
+def pooled(results: list[OpenLoopResult], cpu: float) -> Row:
     merged = OpenLoopResult([x for r in results for x in r.latencies], 0, 0)
+    requests = sum(len(r.latencies) + r.errors for r in results)
     return Row(
         p50_ms=merged.percentile_ms(50),
         p99_ms=merged.percentile_ms(99),
         round_p99_ms=[r.percentile_ms(99) for r in results],
         errors=sum(r.errors for r in results),
         late_starts=sum(r.late_starts for r in results),
+        cpu_us_per_request=1e6 * cpu / requests,
     )
 
 
-def measure(targets: dict[str, str], rate: float) -> dict[str, Row]:
+def measure(targets: dict[str, SidecarProc], rate: float) -> dict[str, Row]:
     body = json.dumps(IRIS_ROWS).encode()
-    for url in targets.values():
-        constant_rate(url + PATH, body, rate, WARMUP_SECONDS)
+    for sidecar in targets.values():
+        constant_rate(sidecar.url + PATH, body, rate, WARMUP_SECONDS)
     runs: dict[str, list[OpenLoopResult]] = {name: [] for name in targets}
+    cpu = dict.fromkeys(targets, 0.0)
     for _ in range(ROUNDS):
-        for name, url in targets.items():
-            runs[name].append(constant_rate(url + PATH, body, rate, SECONDS))
-    return {name: pooled(results) for name, results in runs.items()}
+        for name, sidecar in targets.items():
+            before = cpu_seconds(sidecar.pid)
+            runs[name].append(constant_rate(sidecar.url + PATH, body, rate, SECONDS))
+            cpu[name] += cpu_seconds(sidecar.pid) - before
+    return {name: pooled(results, cpu[name]) for name, results in runs.items()}
 
 
 def run(workdir: Path) -> str:
@@ -103,8 +120,7 @@ def run(workdir: Path) -> str:
             sidecars[name] = sidecar_for(workdir / f"sidecar-{i}", iris.url, procs, None, data_path)
         for sidecar in sidecars.values():
             sidecar.wait_http(sidecar.url + "/healthz", 20)
-        targets = {name: s.url for name, s in sidecars.items()}
-        results = {rate: measure(targets, rate) for rate in RATES}
+        results = {rate: measure(sidecars, rate) for rate in RATES}
         written = {name: s.metric("modeldeploy_prediction_log_lines_total") for name, s in sidecars.items()}
         dropped = {name: s.metric("modeldeploy_prediction_log_dropped_total") for name, s in sidecars.items()}
     return report(results, written, dropped)
@@ -128,14 +144,15 @@ def report(results: dict[int, dict[str, Row]], written: dict[str, float], droppe
             "",
             f"### {rate} requests/s",
             "",
-            "| sidecar dataPath | p50 ms | p99 ms | p99 / none | p99 per round ms | errors |",
-            "|---|---:|---:|---:|---|---:|",
+            "| sidecar dataPath | p50 ms | p99 ms | p99 / none | p99 per round ms | sidecar CPU µs/request "
+            "| errors |",
+            "|---|---:|---:|---:|---|---:|---:|",
         ]
         for name, row in rows.items():
             per_round = ", ".join(ms(v) for v in row.round_p99_ms)
             lines.append(
                 f"| {name} | {ms(row.p50_ms)} | {ms(row.p99_ms)} | {row.p99_ms / base.p99_ms:.2f} "
-                f"| {per_round} | {row.errors} |"
+                f"| {per_round} | {row.cpu_us_per_request:.0f} | {row.errors} |"
             )
         lines += ["", f"Noise: the plain sidecar's p99 ranged {spread} ms between rounds."]
         late = sum(r.late_starts for r in rows.values())
