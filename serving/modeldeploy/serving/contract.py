@@ -61,6 +61,8 @@ def parse_body(body: bytes) -> Any:
         return json.loads(body.decode("utf-8"))  # JSON over HTTP is UTF-8 (RFC 8259)
     except UnicodeDecodeError:
         return NotJson("request body is not UTF-8 text, the data contract expects a JSON document")
+    except RecursionError:
+        return NotJson("request body is nested too deeply to check against the data contract")
     except ValueError as exc:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
         where = f" at position {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
@@ -92,7 +94,11 @@ class Contract:
         """None when `document` (a parsed body or NotJson) satisfies the schema."""
         if isinstance(document, NotJson):
             return Violation(path="/", field="/", message=document.reason, schema_path="")
-        error = best_match(self._validator.iter_errors(document))
+        try:
+            error = best_match(self._validator.iter_errors(document))
+        except RecursionError:
+            reason = "request body is nested too deeply to check against the data contract"
+            return Violation(path="/", field="/", message=reason, schema_path="")
         if error is None:
             return None
         path = list(error.absolute_path)

@@ -165,14 +165,20 @@ class PredictionLog:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch: list[tuple[Sink, str]] = [self._format(*await self._queue.get())]
-            while len(batch) < BATCH_LINES and not self._queue.empty():
-                if len(batch) % YIELD_EVERY == 0:
+            taken = [await self._queue.get()]
+            batch = [self._format(*taken[0])]
+            while len(taken) < BATCH_LINES and not self._queue.empty():
+                if len(taken) % YIELD_EVERY == 0:
                     await asyncio.sleep(0)
                     if self._queue.empty():
                         break
-                batch.append(self._format(*self._queue.get_nowait()))
-            for sink, text in _group(batch):
+                taken.append(self._queue.get_nowait())
+                batch.append(self._format(*taken[-1]))
+            unformatted = batch.count(None)
+            if unformatted:
+                self._metrics.prediction_log_dropped.inc(unformatted)
+                self._pending -= unformatted
+            for sink, text in _group([line for line in batch if line is not None]):
                 lines = text.count("\n")
                 try:
                     await loop.run_in_executor(self._executor, sink.write, text.encode("utf-8"))
@@ -182,14 +188,20 @@ class PredictionLog:
                 else:
                     self._metrics.prediction_log_lines.inc(lines)
                 self._pending -= lines
-            for _ in batch:
+            for _ in taken:
                 self._queue.task_done()
             if self._queue.empty():
                 self._close_retired()
 
-    def _format(self, prediction: Prediction, config: _Config) -> tuple[Sink, str]:
+    def _format(self, prediction: Prediction, config: _Config) -> tuple[Sink, str] | None:
         settings = config.settings
-        line = format_line(prediction, self._model, self._namespace, settings.redact, settings.max_body_bytes)
+        try:
+            line = format_line(
+                prediction, self._model, self._namespace, settings.redact, settings.max_body_bytes
+            )
+        except (RecursionError, ValueError, TypeError) as exc:  # e.g. a body nested too deeply
+            log.warning("prediction log: line for trace %s not written: %r", prediction.trace_id, exc)
+            return None
         return config.sink, line
 
     def _close_retired(self) -> None:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 REDACTED = "[REDACTED]"
+TOO_DEEP = "[NOT LOGGED: nested too deeply to redact]"
 
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
 _ZERO_TRACE = "0" * 32
@@ -67,14 +68,19 @@ def loggable_body(body: bytes | None, redact_names: Collection[str], limit: int)
         return "", False
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except RecursionError:  # JSON, but too deep to parse, hence to redact: not logged
+        return TOO_DEEP, True
+    except (ValueError, UnicodeDecodeError):  # logged as text
         text = body.decode("utf-8", errors="replace")
         encoded = text.encode("utf-8")
         return (text, False) if len(encoded) <= limit else (_cut(encoded, limit), True)
     if len(body) <= limit and not redact_names:
         return document, False
-    cleaned = redact(document, redact_names)
-    serialised = json.dumps(cleaned, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    try:
+        cleaned = redact(document, redact_names)
+        serialised = json.dumps(cleaned, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        return TOO_DEEP, True
     if len(serialised) <= limit:
         return cleaned, False
     return _cut(serialised, limit), True

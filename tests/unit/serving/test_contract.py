@@ -86,3 +86,10 @@ def test_schema_dialect_follows_dollar_schema() -> None:
     draft4 = {"$schema": "http://json-schema.org/draft-04/schema#", "maximum": 5, "exclusiveMaximum": True}
     assert contract(draft4).check(5) is not None
     assert contract(draft4).check(4) is None
+
+
+def test_bodies_too_deep_are_a_violation_not_a_crash() -> None:
+    deep = b'{"features": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    violation = contract().check(parse_body(deep))
+    assert violation is not None and violation.path == "/"
+    assert violation.message.startswith("request body is nested too deeply")

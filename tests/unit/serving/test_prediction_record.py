@@ -9,6 +9,7 @@ from multidict import CIMultiDict
 
 from modeldeploy.serving.prediction_record import (
     REDACTED,
+    TOO_DEEP,
     Prediction,
     format_line,
     loggable_body,
@@ -107,3 +108,8 @@ def test_line_has_the_agreed_fields() -> None:
         "response": ["setosa"],
         "truncated": False,
     }
+
+
+def test_bodies_too_deep_to_redact_are_not_logged() -> None:
+    deep = b'{"ssn": "1", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert loggable_body(deep, ("ssn",), 4096) == (TOO_DEEP, True)
