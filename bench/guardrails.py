@@ -26,7 +26,7 @@ from tests.serving.traffic import IRIS_ROWS
 
 TITLE = "Guardrails on the primary path (prediction log, contract, drift)"
 
-RATES = (50, 150)
+RATES = (50, 100)
 ROUNDS = 5
 SECONDS = 3
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -120,22 +120,30 @@ def run(workdir: Path) -> str:
             sidecars[name] = sidecar_for(workdir / f"sidecar-{i}", iris.url, procs, None, data_path)
         for sidecar in sidecars.values():
             sidecar.wait_http(sidecar.url + "/healthz", 20)
+        load_before = os.getloadavg()[0]
         results = {rate: measure(sidecars, rate) for rate in RATES}
+        load_after = os.getloadavg()[0]
         written = {name: s.metric("modeldeploy_prediction_log_lines_total") for name, s in sidecars.items()}
         dropped = {name: s.metric("modeldeploy_prediction_log_dropped_total") for name, s in sidecars.items()}
-    return report(results, written, dropped)
+    return report(results, written, dropped, (load_before, load_after))
 
 
 def ms(value: float) -> str:
     return f"{value:.2f}"
 
 
-def report(results: dict[int, dict[str, Row]], written: dict[str, float], dropped: dict[str, float]) -> str:
+def report(
+    results: dict[int, dict[str, Row]],
+    written: dict[str, float],
+    dropped: dict[str, float],
+    load: tuple[float, float],
+) -> str:
     lines = [
         "Sidecars in front of one BentoML iris server (1 worker, access log off), identical but for "
         "the table's `dataPath`; open loop on POST /predict_proba (3 rows), "
         f"{ROUNDS} interleaved rounds of {SECONDS} s per sidecar and rate; percentiles over all "
-        "rounds' requests. All processes share the machine's CPUs.",
+        "rounds' requests. All processes share the machine's CPUs; its 1-minute load average was "
+        f"{load[0]:.1f} when the measurement started and {load[1]:.1f} when it ended.",
     ]
     for rate, rows in results.items():
         base = rows["no guardrails"]
