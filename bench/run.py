@@ -30,6 +30,7 @@ DOCUMENT = ROOT / "docs" / "benchmarks.md"
 
 BENCHMARKS: dict[str, str] = {
     "sidecar": "bench.sidecar",
+    "guardrails": "bench.guardrails",
     "rollback": "bench.rollback",
 }
 """Section key -> module. Sections appear in the document in this order."""
