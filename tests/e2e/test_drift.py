@@ -15,8 +15,8 @@ iris data (the shifted scenario) or the same as everyone else's (the unshifted s
 every other feature keeps its distribution. Sending a segment straight to the canary revision's
 Service would bypass the routing under test, so the test does not do that.
 
-Each request carries 5 rows drawn from the iris data set; the drift features are sepal_length
-(`/features/*/0`) and petal_length (`/features/*/2`), so each revision observes ~200 values per
+Each request carries 5 rows drawn from the iris data set; the drift features are sepal-length
+(`/features/*/0`) and petal-length (`/features/*/2`), so each revision observes ~200 values per
 feature in a 4 s window: enough that sampling noise stays far below maxInputPSI (0.25).
 """
 
@@ -46,8 +46,8 @@ IRIS_ROWS: list[list[float]] = [[float(x) for x in row] for row in load_iris().d
 
 DRIFT: dict[str, Any] = {
     "features": [
-        {"name": "sepal_length", "path": "/features/*/0", "buckets": [5.0, 5.5, 6.0, 6.5, 7.0]},
-        {"name": "petal_length", "path": "/features/*/2", "buckets": [1.5, 3.0, 4.5, 5.5]},
+        {"name": "sepal-length", "path": "/features/*/0", "buckets": [5.0, 5.5, 6.0, 6.5, 7.0]},
+        {"name": "petal-length", "path": "/features/*/2", "buckets": [1.5, 3.0, 4.5, 5.5]},
     ],
     "maxInputPSI": MAX_PSI,
 }
@@ -140,23 +140,23 @@ def test_a_canary_fed_shifted_inputs_is_rolled_back_naming_the_feature(env: E2EE
     assert status["stableRevision"] == stable and bad and bad != stable
     assert early.by_revision().get(bad, 0) > 0, "the early adopters' requests reached the canary"
 
-    sepal = seen["inputPSI/sepal_length"]
+    sepal = seen["inputPSI/sepal-length"]
     assert sepal["verdict"] == "Fail", sepal
     assert sepal["value"] > MAX_PSI and sepal["threshold"] == MAX_PSI
     assert (
-        'feature="sepal_length"' in sepal["query"]
+        'feature="sepal-length"' in sepal["query"]
         and "modeldeploy_input_feature_value_bucket" in sepal["query"]
     )
-    assert seen["inputPSI/petal_length"]["verdict"] != "Fail", "an unshifted feature does not fail"
+    assert seen["inputPSI/petal-length"]["verdict"] != "Fail", "an unshifted feature does not fail"
 
-    gauge = operator_gauge(env, "modeldeploy_analysis_threshold", "drift-shifted", "inputPSI/sepal_length")
+    gauge = operator_gauge(env, "modeldeploy_analysis_threshold", "drift-shifted", "inputPSI/sepal-length")
     assert gauge == MAX_PSI, "the operator exports the PSI metric like the others"
-    value = operator_gauge(env, "modeldeploy_analysis_value", "drift-shifted", "inputPSI/sepal_length")
+    value = operator_gauge(env, "modeldeploy_analysis_value", "drift-shifted", "inputPSI/sepal-length")
     assert value is not None and value > MAX_PSI, value  # the run that rolled the canary back
     rolled = next(c for c in status["conditions"] if c["type"] == "RolledBack")
-    assert "inputPSI/sepal_length" in rolled["message"], rolled["message"]
+    assert "inputPSI/sepal-length" in rolled["message"], rolled["message"]
     warnings = [m for type_, _, m in env.events("drift-shifted") if type_ == "Warning"]
-    assert any("inputPSI/sepal_length: PSI" in m for m in warnings), warnings
+    assert any("inputPSI/sepal-length: PSI" in m for m in warnings), warnings
     assert [(h["revision"], h["outcome"]) for h in status["history"]][-1] == (bad, "RolledBack")
 
 
@@ -175,4 +175,4 @@ def test_a_canary_fed_unshifted_inputs_is_promoted(env: E2EEnv) -> None:
     assert early.by_revision().get(new, 0) > 0, "the early adopters' requests reached the canary"
     assert (new, "Promoted") in [(h["revision"], h["outcome"]) for h in status["history"]]
     names = {r["metric"] for r in passed}
-    assert names == {"inputPSI/sepal_length", "inputPSI/petal_length"}, passed
+    assert names == {"inputPSI/sepal-length", "inputPSI/petal-length"}, passed

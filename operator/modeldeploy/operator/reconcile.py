@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from modeldeploy.operator import metrics
 from modeldeploy.operator.analysis import metrics as analysis_metrics
+from modeldeploy.operator.analysis.drift import gate_from_spec
 from modeldeploy.operator.analysis.prometheus import PrometheusClients
 from modeldeploy.operator.analysis.results import AnalysisOutcome, MetricVerdict, Verdict
 from modeldeploy.operator.analysis.run import analyze
@@ -80,6 +81,7 @@ async def run_analysis(
         window=request.window,
         min_window=timedelta(seconds=settings.analysis_min_window_seconds),
         now=now,
+        drift=gate_from_spec(spec.guardrails.drift),
     )
     analysis_metrics.record_outcome(meta.namespace, meta.name, outcome)
     return outcome
