@@ -21,6 +21,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
+from modeldeploy.serving.http_errors import json_errors, server_logger
 from modeldeploy.serving.metrics import SidecarMetrics
 from modeldeploy.serving.proxy import REVISION_HEADER, Proxy, error_response
 from modeldeploy.serving.router import Router, TableRejected
@@ -128,17 +129,24 @@ class Sidecar:
         self.proxy = Proxy(settings, self.router, self.upstreams, self.shadow, self.metrics)
         self._start_routing_source()
 
-        app = web.Application(client_max_size=settings.max_body_bytes)
+        errors = json_errors(settings.revision)
+        app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[errors])
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_route("*", "/{tail:.*}", self.proxy.handle)
-        metrics_app = web.Application()
+        metrics_app = web.Application(middlewares=[errors])
         metrics_app.router.add_get("/metrics", self.metrics_handler)
         metrics_app.router.add_get("/routing", self.routing_handler)
 
         try:
             for application, port in ((app, settings.port), (metrics_app, settings.metrics_port)):
-                runner = web.AppRunner(application, access_log=None, shutdown_timeout=settings.drain_timeout)
+                runner = web.AppRunner(
+                    application,
+                    access_log=None,
+                    shutdown_timeout=settings.drain_timeout,
+                    keepalive_timeout=settings.idle_timeout,
+                    logger=server_logger(),
+                )
                 await runner.setup()
                 self._runners.append(runner)
                 await web.TCPSite(runner, settings.listen_host, port, backlog=1024).start()
