@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +89,8 @@ def measure(n: int, workdir: Path, idle_seconds: float) -> ScaleRun:
         core = client.CoreV1Api(api)
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
         objects = Objects(api, NAMESPACE)
+        # The CRD's storage answers 429 for a moment after it is Established; kopf would log that.
+        wait_until(_listable(objects), 60, 0.5, "ModelDeployment list")
         with (
             model_pods_ready(api, NAMESPACE, period=READY_PERIOD),
             running_operator(cluster, NAMESPACE, workdir, ("--analysis-override", "pass")) as op,
@@ -145,6 +148,17 @@ def _metrics_up(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def _listable(objects: Objects) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            objects.phases()
+        except client.ApiException:
+            return False
+        return True
+
+    return check
 
 
 def _all_reconciled(objects: Objects, n: int) -> bool:

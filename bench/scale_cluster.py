@@ -6,6 +6,7 @@ audit log does not count it as the operator's) or reads the operator's /metrics.
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.request
 from collections.abc import Callable
@@ -82,16 +83,19 @@ class Objects:
         return {o["metadata"]["name"]: (o.get("status") or {}).get("phase", "") for o in items}
 
     def children(self) -> dict[str, int]:
-        """Owned children by kind (names start with the models' prefix)."""
+        """Owned children by kind (names start with the models' prefix). Raw JSON: cheap on CPU."""
         ns = self.namespace
-        deployments = self.apps.list_namespaced_deployment(ns, label_selector=MANAGED).items
-        services = [
-            s for s in self.core.list_namespaced_service(ns).items if s.metadata.name.startswith("m-")
-        ]
+        raw = {"_preload_content": False}
+        deployments = _names(self.apps.list_namespaced_deployment(ns, label_selector=MANAGED, **raw))
+        services = [n for n in _names(self.core.list_namespaced_service(ns, **raw)) if n.startswith("m-")]
         configmaps = [
-            c for c in self.core.list_namespaced_config_map(ns).items if c.metadata.name.endswith("-routing")
+            n for n in _names(self.core.list_namespaced_config_map(ns, **raw)) if n.endswith("-routing")
         ]
         return {"deployments": len(deployments), "services": len(services), "configmaps": len(configmaps)}
+
+
+def _names(response: Any) -> list[str]:
+    return [item["metadata"]["name"] for item in json.loads(response.data)["items"]]
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, period: float, what: str) -> float:
