@@ -5,6 +5,12 @@
 - Watch events poke it: a spec or annotation change of the ModelDeployment (user actions
   are annotations), or a status change of a Deployment the operator owns.
 
+With peering (HA), a replica acts only after a start-up grace (`PEERING_STARTUP_GRACE`): kopf
+resumes a replica as soon as the first peering object it reads shows no higher-priority peer,
+which, for replicas starting together, can be before the others have written their keep-alive.
+During the grace kopf sees them and pauses (stops the loops of) every replica but one, so no
+replica that turns out to be a standby ever writes. See docs/operations.md (High availability).
+
 kopf's own bookkeeping goes to annotations under modeldeploy.io (the status schema is
 structural, so kopf must not write there). Daemons make kopf add a finalizer so a loop is
 stopped before its resource goes away; see docs/operations.md for removing it by hand.
@@ -13,6 +19,7 @@ stopped before its resource goes away; see docs/operations.md for removing it by
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import kopf
@@ -26,6 +33,9 @@ from modeldeploy.operator.kube import Kube
 from modeldeploy.operator.reconcile import reconcile
 
 MANAGED = {"app.kubernetes.io/managed-by": "modeldeploy"}
+PEERING_STARTUP_GRACE = 10.0
+"""Seconds after process start before a peered replica acts (peers' keep-alives become visible)."""
+_process_started = time.monotonic()
 _kube: Kube | None = None
 
 
@@ -69,13 +79,20 @@ async def rollout_loop(
     **_: Any,
 ) -> None:
     assert namespace is not None, "ModelDeployment is a namespaced resource"
+    if current().peering is not None:
+        grace = PEERING_STARTUP_GRACE - (time.monotonic() - _process_started)
+        if grace > 0:
+            logger.info("peering: waiting %.1fs for peers' keep-alives before acting", grace)
+            await stopped.wait(grace)
+            if stopped:
+                return  # paused in favour of a peer (or shutting down) before acting
     key = (namespace, name)
     wakeup = wakeups.register(key)
     wakeup.fingerprint = _fingerprint(body)
     try:
         while not stopped:
             delay = await reconcile(_client(), namespace, name, current(), logger)
-            await wakeups.sleep(wakeup, delay)
+            await wakeups.sleep(wakeup, delay, stopped.wait())
     finally:
         wakeups.unregister(key)
 
