@@ -3,7 +3,8 @@
 - One rollout loop (kopf daemon) per ModelDeployment calls `reconcile()` and sleeps until
   the time it asks for (the next step or analysis run) or until it is poked.
 - Watch events poke it: a spec or annotation change of the ModelDeployment (user actions
-  are annotations), or a status change of a Deployment the operator owns.
+  are annotations), a status change of a Deployment the operator owns, or any change to (or
+  deletion of) its routing ConfigMap, so a table deleted or edited by hand is restored at once.
 
 With peering (HA), a replica acts only after a start-up grace (`PEERING_STARTUP_GRACE`): kopf
 resumes a replica as soon as the first peering object it reads shows no higher-priority peer,
@@ -33,6 +34,7 @@ from modeldeploy.operator.kube import Kube
 from modeldeploy.operator.reconcile import reconcile
 
 MANAGED = {"app.kubernetes.io/managed-by": "modeldeploy"}
+MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED.items())
 PEERING_STARTUP_GRACE = 10.0
 """Seconds after process start before a peered replica acts (peers' keep-alives become visible)."""
 _process_started = time.monotonic()
@@ -61,6 +63,8 @@ def configure_kopf(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.peering.mandatory = current().peering is not None
+    # Only modeldeploy's own ConfigMaps are watched (server-side filter, not every ConfigMap).
+    settings.watching.label_selectors[("v1", "configmaps")] = MANAGED_SELECTOR
     _client()
 
 
@@ -106,6 +110,13 @@ def modeldeployment_changed(name: str, namespace: str | None, body: kopf.Body, *
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
 def deployment_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+    model = labels.get("modeldeploy.io/model")
+    if model and namespace:
+        wakeups.poke((namespace, model))
+
+
+@kopf.on.event("v1", "configmaps", labels=MANAGED)
+def configmap_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
     model = labels.get("modeldeploy.io/model")
     if model and namespace:
         wakeups.poke((namespace, model))
