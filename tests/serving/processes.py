@@ -302,17 +302,19 @@ def start_prometheus(
     file_sd: Path | None = None,
     scrape_interval: str = "1s",
     timeout: float = 30.0,
+    port: int | None = None,
 ) -> PrometheusProc:
     """The Debian prometheus binary with its own config, storage and port (never the system service).
 
     It scrapes the static `targets`, or the targets listed in the `file_sd` JSON file (re-read every
-    second, so a harness can add and remove pods while it runs).
+    second, so a harness can add and remove pods while it runs). `port` restarts one on the port
+    (and with the data) of a stopped one.
     """
     if not Path(PROMETHEUS).is_file() and shutil.which("prometheus") is None:
         raise ProcessError("prometheus is not installed (Debian package `prometheus`; `make install-system`)")
     binary = PROMETHEUS if Path(PROMETHEUS).is_file() else str(shutil.which("prometheus"))
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     discovery: dict[str, object] = (
         {"file_sd_configs": [{"files": [str(file_sd)], "refresh_interval": "1s"}]}
         if file_sd is not None

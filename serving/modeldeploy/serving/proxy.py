@@ -3,7 +3,8 @@
 Responses with a known length are buffered (model responses are small, and the shadow comparison
 needs the body); others are streamed to the client as they arrive. Every response carries
 `x-modeldeploy-revision` (the revision that produced it). Errors made by the sidecar itself are
-JSON: {"error": <kind>, "message": <text>, "revision": <revision>}.
+JSON: {"error": <kind>, "message": <text>, "revision": <revision>}, with header
+`x-modeldeploy-error: <kind>` so clients can tell them from the model's own errors.
 
 Guardrails (data_path.py): a request this sidecar serves locally has its body checked against the
 data contract and observed for drift before the model is called; a contract violation under policy
@@ -14,6 +15,7 @@ writer's queue once its response is ready.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -36,21 +38,34 @@ log = logging.getLogger("modeldeploy.sidecar.proxy")
 
 REVISION_HEADER = "x-modeldeploy-revision"
 REQUEST_ID_HEADER = "x-request-id"
-_ERROR_KINDS = {413: "body_too_large", 503: "upstream_unavailable", 504: "upstream_timeout"}
+ERROR_HEADER = "x-modeldeploy-error"
+"""On every error the sidecar answers itself (its kind); absent on the model's answers."""
+_ERROR_KINDS = {
+    408: "request_timeout",
+    413: "body_too_large",
+    503: "upstream_unavailable",
+    504: "upstream_timeout",
+}
 
 
 def error_response(status: int, message: str, revision: str, kind: str | None = None) -> web.Response:
-    body: dict[str, Any] = {
-        "error": kind or _ERROR_KINDS.get(status, "error"),
-        "message": message,
-        "revision": revision,
-    }
-    return web.json_response(body, status=status, headers={REVISION_HEADER: revision})
+    error = kind or _ERROR_KINDS.get(status, "error")
+    body: dict[str, Any] = {"error": error, "message": message, "revision": revision}
+    return web.json_response(body, status=status, headers={REVISION_HEADER: revision, ERROR_HEADER: error})
+
+
+class ClientBodyError(Exception):
+    """The client's request body cannot be used: too large, too slow, malformed or cut off."""
+
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.message = status, kind, message
 
 
 def contract_response(violation: Violation, revision: str) -> web.Response:
     body = {"error": "contract violation", **violation.as_json(), "revision": revision}
-    return web.json_response(body, status=422, headers={REVISION_HEADER: revision})
+    headers = {REVISION_HEADER: revision, ERROR_HEADER: "contract_violation"}
+    return web.json_response(body, status=422, headers=headers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +108,12 @@ class Proxy:
     async def _handle(self, request: web.Request, started: float) -> web.StreamResponse:
         own = self._settings.revision
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            self._metrics.observe_request(own, LOCAL, 413, time.perf_counter() - started)
-            return error_response(
-                413, f"request body exceeds the limit of {self._settings.max_body_bytes} bytes", own
-            )
+            body = await self._read_body(request)
+        except ClientBodyError as exc:
+            self._metrics.observe_request(own, LOCAL, exc.status, time.perf_counter() - started)
+            refused = error_response(exc.status, exc.message, own, exc.kind)
+            refused.force_close()  # the rest of the body may still be on its way
+            return refused
         sample = self._sample(request)
         decision = self._router.decide(request.headers)
         if decision.primary.route == LOCAL:
@@ -165,6 +180,25 @@ class Proxy:
                 response=answer,
             )
         )
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        """The whole request body, within the size limit and the body deadline."""
+        settings = self._settings
+        try:
+            async with asyncio.timeout(settings.body_timeout):
+                return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise ClientBodyError(
+                413, "body_too_large", f"request body exceeds the limit of {settings.max_body_bytes} bytes"
+            ) from None
+        except TimeoutError:
+            message = f"request body not received within {settings.body_timeout:g} s"
+            raise ClientBodyError(408, "request_timeout", message) from None
+        except web.RequestPayloadError as exc:
+            raise ClientBodyError(400, "bad_request_body", f"malformed request body: {exc}") from None
+        except ConnectionResetError:
+            message = "client closed the connection before sending the whole body"
+            raise ClientBodyError(400, "client_disconnected", message) from None
 
     def _shadow_copy(self, request: web.Request, body: bytes, decision: Decision) -> ShadowCopy | None:
         table = self._router.table

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from modeldeploy.serving.data_path import DataPath, DataPathError
 from modeldeploy.serving.drift import FeatureHistograms
+from modeldeploy.serving.http_errors import json_errors, server_logger
 from modeldeploy.serving.metrics import SidecarMetrics
 from modeldeploy.serving.prediction_log import PredictionLog
 from modeldeploy.serving.proxy import REVISION_HEADER, Proxy, error_response
@@ -141,17 +142,24 @@ class Sidecar:
         self.data_path.predictions.start()
         self._start_routing_source()
 
-        app = web.Application(client_max_size=settings.max_body_bytes)
+        errors = json_errors(settings.revision)
+        app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[errors])
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_route("*", "/{tail:.*}", self.proxy.handle)
-        metrics_app = web.Application()
+        metrics_app = web.Application(middlewares=[errors])
         metrics_app.router.add_get("/metrics", self.metrics_handler)
         metrics_app.router.add_get("/routing", self.routing_handler)
 
         try:
             for application, port in ((app, settings.port), (metrics_app, settings.metrics_port)):
-                runner = web.AppRunner(application, access_log=None, shutdown_timeout=settings.drain_timeout)
+                runner = web.AppRunner(
+                    application,
+                    access_log=None,
+                    shutdown_timeout=settings.drain_timeout,
+                    keepalive_timeout=settings.idle_timeout,
+                    logger=server_logger(),
+                )
                 await runner.setup()
                 self._runners.append(runner)
                 await web.TCPSite(runner, settings.listen_host, port, backlog=1024).start()

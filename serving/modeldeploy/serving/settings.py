@@ -52,6 +52,15 @@ class SidecarSettings(BaseModel):
         default=None, description="HTTP proxy for canary/shadow traffic (never for the local upstream)."
     )
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1, description="Larger request bodies get 413.")
+    body_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds a client may take to send a request body (then 408)."
+    )
+    idle_timeout: float = Field(
+        default=75.0,
+        gt=0,
+        description="Seconds a client connection may go without a complete request (idle keep-alive, "
+        "or request headers still arriving) before it is closed.",
+    )
     upstream_timeout: float = Field(default=30.0, gt=0, description="Seconds per upstream request (504).")
     connect_timeout: float = Field(default=2.0, gt=0, description="Seconds to connect upstream (503).")
     pool_size: int = Field(default=256, ge=1, description="Pooled upstream connections.")
