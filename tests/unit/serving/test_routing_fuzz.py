@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from kubernetes.client import ApiClient
 from pydantic import ValidationError
 
+from modeldeploy.serving.data_path import DataPathError
 from modeldeploy.serving.routing import ROUTING_KEY, RoutingTable
 from modeldeploy.serving.routing_configmap import ConfigMapWatcher
 from modeldeploy.serving.server import Sidecar
@@ -139,6 +140,15 @@ def errors_counted(sidecar: Sidecar) -> float:
     return value or 0.0
 
 
+def usable(table: RoutingTable) -> bool:
+    """Whether a sidecar can put the table's dataPath in force (else the whole table is rejected)."""
+    try:
+        Sidecar(load_settings([], ENV)).data_path.prepare(table.data_path)
+    except DataPathError:
+        return False
+    return True
+
+
 @settings(max_examples=150, deadline=None)
 @given(content=contents)
 def test_sidecar_keeps_the_last_good_table_on_bad_content(content: bytes) -> None:
@@ -148,7 +158,7 @@ def test_sidecar_keeps_the_last_good_table_on_bad_content(content: bytes) -> Non
     assert good is not None and errors_counted(sidecar) == 0
     sidecar.apply_routing(content, "test")
     parsed = parse(content)
-    if parsed is None or (parsed.model, parsed.namespace) != ("iris", "ml"):
+    if parsed is None or (parsed.model, parsed.namespace) != ("iris", "ml") or not usable(parsed):
         assert sidecar.router.table is good
         assert errors_counted(sidecar) == 1
     else:
