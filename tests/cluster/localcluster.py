@@ -316,7 +316,9 @@ class LocalCluster:
         self.kubeconfig.write_text(yaml.safe_dump(config))
         self.kubeconfig.chmod(0o600)
 
-    def restart_apiserver(self, sig: int = signal.SIGKILL, downtime: float = 0.0, timeout: float = 90.0) -> None:
+    def restart_apiserver(
+        self, sig: int = signal.SIGKILL, downtime: float = 0.0, timeout: float = 90.0
+    ) -> None:
         """Stop kube-apiserver (SIGKILL by default: a crash, and much faster than its graceful
         shutdown), stay down `downtime` more seconds, start it again on the same port with the same
         certificates and etcd data, and wait for /readyz. The other components and every client

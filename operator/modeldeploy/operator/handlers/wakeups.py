@@ -48,7 +48,7 @@ def poke(key: Key, fingerprint: object = None) -> bool:
 
 async def sleep(wakeup: Wakeup, seconds: float, stop: Awaitable[object] | None = None) -> None:
     """Sleep up to `seconds`, returning early when poked or when `stop` completes."""
-    waiters = {asyncio.ensure_future(wakeup.event.wait())}
+    waiters: set[asyncio.Future[object]] = {asyncio.ensure_future(wakeup.event.wait())}
     if stop is not None:
         waiters.add(asyncio.ensure_future(stop))
     try:
