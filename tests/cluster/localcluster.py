@@ -34,7 +34,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,7 +113,10 @@ class LocalCluster:
 
     # ---- lifecycle -----------------------------------------------------------------------
     @classmethod
-    def start(cls, workdir: Path | None = None, *, timeout: float = 120.0) -> LocalCluster:
+    def start(
+        cls, workdir: Path | None = None, *, timeout: float = 120.0, apiserver_args: Sequence[str] = ()
+    ) -> LocalCluster:
+        """Boot the control plane; `apiserver_args` are added to kube-apiserver's flags (e.g. audit)."""
         for binary in ("controlplane", "kwok"):
             if not (BIN / binary).exists():
                 raise ClusterError(f"{BIN / binary} is missing: run `make cluster-build` first")
@@ -128,13 +131,13 @@ class LocalCluster:
             owns_workdir=owns,
         )
         try:
-            cluster._boot(timeout)
+            cluster._boot(timeout, tuple(apiserver_args))
         except BaseException:
             cluster.stop()
             raise
         return cluster
 
-    def _boot(self, timeout: float) -> None:
+    def _boot(self, timeout: float, apiserver_args: tuple[str, ...] = ()) -> None:
         started = time.monotonic()
         deadline = started + timeout
         self.log_dir.mkdir(exist_ok=True)
@@ -179,6 +182,7 @@ class LocalCluster:
                 "--profiling=false",
                 "--enable-priority-and-fairness=false",
                 "--event-ttl=1h",
+                *apiserver_args,
             ],
         )
         self._wait(f"{self.server}/readyz", deadline, "kube-apiserver", auth=True)
@@ -416,9 +420,9 @@ def fake_node_manifest() -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def running_cluster() -> Iterator[LocalCluster]:
+def running_cluster(apiserver_args: Sequence[str] = ()) -> Iterator[LocalCluster]:
     build(quiet=True)
-    cluster = LocalCluster.start()
+    cluster = LocalCluster.start(apiserver_args=apiserver_args)
     try:
         yield cluster
     finally:

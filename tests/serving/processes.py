@@ -86,6 +86,18 @@ class IrisServer(Proc):
     def wait_ready(self, timeout: float = 90.0) -> None:
         self.wait_http(self.url + "/readyz", timeout)
 
+    def requests_served(self, endpoint: str) -> float:
+        """Requests the model server itself handled on `endpoint` (BentoML's own counter, any status)."""
+        status, _, body = http("GET", self.url + "/metrics")
+        if status != 200:
+            raise ProcessError(f"{self.name}: /metrics answered {status}")
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(body.decode())
+            for sample in family.samples
+            if sample.name == "bentoml_service_request_total" and sample.labels.get("endpoint") == endpoint
+        )
+
 
 def launch_iris(
     workdir: Path, *, name: str = "iris", port: int | None = None, env: Mapping[str, str] | None = None

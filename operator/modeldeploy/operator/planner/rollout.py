@@ -8,10 +8,10 @@ Within step ``i`` the rollout is in one of two sub-states, both recorded in stat
   ready within ``progressDeadline``, the revision is rolled back (Failed).
 - *running* (``stepStartedAt`` set): the step ends when its duration has passed (not counting
   time paused) and, if the new revision receives traffic, the latest analysis run finished
-  within the step and passed. An inconclusive or failed run never ends a step. A pause step
-  without a duration ends only by ``promote``. If the new revision loses ready pods meanwhile
-  (deleted or scaled down by hand), the step holds (``waitingForPodsSince`` set again) until
-  they are back, and the revision is rolled back if they are not within ``progressDeadline``.
+  within the step and passed. If the new revision loses ready pods meanwhile (deleted or scaled
+  down by hand), the step holds (``waitingForPodsSince`` set again) until they are back, and
+  the revision is rolled back if they are not within ``progressDeadline``. An inconclusive or
+  failed run never ends a step. A pause step without a duration ends only by ``promote``.
 
 After the last step (``currentStep == len(steps)``) the new revision is scaled to full size;
 once all its pods are ready it becomes stable in one call: the routing table and the entry
