@@ -176,6 +176,8 @@ def test_canary_scaled_to_zero_by_hand_is_restored_and_never_promoted(env: E2EEn
     print("\n".join(watch.changes))
 
     assert watch.stable_revisions() == {stable}, "never promoted"
+    held = [s for s in watch.seen if s.get("stepStartedAt") and s.get("waitingForPodsSince")]
+    assert held, "the running step held while its pods were missing (PodsLost)"
     assert final["phase"] == "RolledBack" and final["abortedRevision"] == new
     # While its pods were gone the sidecars' guard stopped sending it traffic and analysis failed.
     failed = [r["metric"] for r in final["analysis"]["results"] if r["verdict"] == "Fail"]
