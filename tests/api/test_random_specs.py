@@ -6,8 +6,8 @@ field added. Each one is either rejected by the API server (422 naming the field
 every accepted one gets a status (a phase) from the operator for its generation, and the operator
 logs no exception. An accepted spec the operator cannot carry out (its pydantic types are stricter
 than the schema, or the API server refuses a child rendered from it: the CRD cannot repeat all of
-Kubernetes' Pod validation) ends in phase Failed with "invalid spec: <why>". A ResourceQuota keeps a random `replicas` from starting hundreds
-of pods.
+Kubernetes' Pod validation) ends in phase Failed with "invalid spec: <why>". A ResourceQuota keeps
+a random `replicas` from starting hundreds of pods.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from kubernetes.client import ApiClient
 
 from tests.api.test_operator_rollout import GROUP, PLURAL, VERSION, wait_for
 from tests.cluster.localcluster import ROOT, LocalCluster
+from tests.support.json_paths import paths, slot
 from tests.support.operator_process import install_crd, running_operator
 from tests.support.readiness import model_pods_ready
 
@@ -37,15 +38,7 @@ BASE_SPEC: dict[str, Any] = yaml.safe_load((ROOT / "examples" / "full.yaml").rea
 EXAMPLES = 40
 
 
-def _paths(doc: Any, prefix: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
-    items = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else []
-    out: list[tuple[str | int, ...]] = []
-    for key, value in items:
-        out += [(*prefix, key), *_paths(value, (*prefix, key))]
-    return out
-
-
-PATHS = _paths(BASE_SPEC)
+PATHS = paths(BASE_SPEC)
 wrong_types = st.sampled_from(["a-string", 7, True, None, [], {}, 1.5, [1], {"x": 1}])
 out_of_range = st.sampled_from([0, -1, 101, 1001, 3601, 65536, 2**31, 2**53, -0.5, 1e9, 1.0000001])
 bad_durations = st.sampled_from(
@@ -72,28 +65,19 @@ def plausible(current: Any) -> st.SearchStrategy[Any]:
 def mutated_specs(draw: st.DrawFn) -> dict[str, Any]:
     spec = copy.deepcopy(BASE_SPEC)
     for _ in range(draw(st.integers(1, 2))):
-        path = draw(st.sampled_from(PATHS))
-        parent: Any = spec
-        for key in path[:-1]:
-            if not isinstance(parent, dict | list):
-                break
-            try:
-                parent = parent[key]
-            except (KeyError, IndexError):
-                break
+        found = slot(spec, draw(st.sampled_from(PATHS)))
+        if found is None:
+            continue  # an earlier change removed the field's parent
+        parent, key = found
+        action = draw(st.sampled_from(["delete", "replace", "plausible", "plausible", "add"]))
+        if action == "delete" and isinstance(parent, dict):
+            del parent[key]
+        elif action == "add" and isinstance(parent, dict):
+            parent["unknownField"] = draw(values)
+        elif action == "plausible":
+            parent[key] = draw(plausible(parent[key]))
         else:
-            key = path[-1]
-            action = draw(st.sampled_from(["delete", "replace", "plausible", "plausible", "add"]))
-            if isinstance(parent, dict) and key in parent or isinstance(parent, list) and key < len(parent):
-                current = parent[key]  # type: ignore[index]
-                if action == "delete" and isinstance(parent, dict):
-                    parent.pop(key)
-                elif action == "add" and isinstance(parent, dict):
-                    parent["unknownField"] = draw(values)
-                elif action == "plausible":
-                    parent[key] = draw(plausible(current))  # type: ignore[index]
-                else:
-                    parent[key] = draw(values)  # type: ignore[index]
+            parent[key] = draw(values)
     return spec
 
 
