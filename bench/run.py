@@ -7,6 +7,7 @@ other sections as they are, so benchmarks can be run alone:
 
     python -m bench.run                  # all benchmarks
     python -m bench.run --only sidecar   # one section
+    python -m bench.run scale soak       # the same, sections named positionally
 
 To add a benchmark: write `bench/<name>.py` with TITLE and run(), add it to BENCHMARKS.
 """
@@ -30,7 +31,10 @@ DOCUMENT = ROOT / "docs" / "benchmarks.md"
 
 BENCHMARKS: dict[str, str] = {
     "sidecar": "bench.sidecar",
+    "guardrails": "bench.guardrails",
     "rollback": "bench.rollback",
+    "soak": "bench.soak",
+    "scale": "bench.scale",
 }
 """Section key -> module. Sections appear in the document in this order."""
 
@@ -82,10 +86,16 @@ def run_one(key: str, workdir: Path) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "sections", nargs="*", metavar="SECTION", help=f"run only these sections ({', '.join(BENCHMARKS)})"
+    )
     parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS), help="run only these sections")
     parser.add_argument("--out", type=Path, default=DOCUMENT, help=f"document to update (default {DOCUMENT})")
     args = parser.parse_args(argv)
-    keys = args.only or list(BENCHMARKS)
+    unknown = [key for key in args.sections if key not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown section {', '.join(unknown)} (choose from {', '.join(BENCHMARKS)})")
+    keys = [*args.sections, *(args.only or [])] or list(BENCHMARKS)
     out: Path = args.out
     document = out.read_text() if out.exists() else HEADER
     with tempfile.TemporaryDirectory(prefix="modeldeploy-bench-") as tmp:

@@ -34,7 +34,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +79,7 @@ class LocalCluster:
     apiserver_port: int
     token: str
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    argvs: dict[str, list[str]] = field(default_factory=dict)
     owns_workdir: bool = False
 
     # ---- paths and addresses -------------------------------------------------------------
@@ -112,7 +113,10 @@ class LocalCluster:
 
     # ---- lifecycle -----------------------------------------------------------------------
     @classmethod
-    def start(cls, workdir: Path | None = None, *, timeout: float = 120.0) -> LocalCluster:
+    def start(
+        cls, workdir: Path | None = None, *, timeout: float = 120.0, apiserver_args: Sequence[str] = ()
+    ) -> LocalCluster:
+        """Boot the control plane; `apiserver_args` are added to kube-apiserver's flags (e.g. audit)."""
         for binary in ("controlplane", "kwok"):
             if not (BIN / binary).exists():
                 raise ClusterError(f"{BIN / binary} is missing: run `make cluster-build` first")
@@ -127,13 +131,13 @@ class LocalCluster:
             owns_workdir=owns,
         )
         try:
-            cluster._boot(timeout)
+            cluster._boot(timeout, tuple(apiserver_args))
         except BaseException:
             cluster.stop()
             raise
         return cluster
 
-    def _boot(self, timeout: float) -> None:
+    def _boot(self, timeout: float, apiserver_args: tuple[str, ...] = ()) -> None:
         started = time.monotonic()
         deadline = started + timeout
         self.log_dir.mkdir(exist_ok=True)
@@ -178,6 +182,7 @@ class LocalCluster:
                 "--profiling=false",
                 "--enable-priority-and-fairness=false",
                 "--event-ttl=1h",
+                *apiserver_args,
             ],
         )
         self._wait(f"{self.server}/readyz", deadline, "kube-apiserver", auth=True)
@@ -243,6 +248,7 @@ class LocalCluster:
         return path
 
     def _spawn(self, name: str, argv: list[str]) -> None:
+        self.argvs[name] = argv
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         self.processes[name] = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
@@ -313,6 +319,22 @@ class LocalCluster:
         }
         self.kubeconfig.write_text(yaml.safe_dump(config))
         self.kubeconfig.chmod(0o600)
+
+    def restart_apiserver(self, downtime: float = 0.0, timeout: float = 60.0) -> None:
+        """Stop kube-apiserver (SIGTERM), stay down `downtime` seconds, start it again on the same
+        port with the same certificates and etcd data, and wait for /readyz. The other components
+        and every client reconnect on their own: what a control-plane upgrade looks like to them."""
+        proc = self.processes["kube-apiserver"]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        time.sleep(downtime)  # the outage itself is the point: nothing to poll for
+        self._spawn("kube-apiserver", self.argvs["kube-apiserver"])
+        self._wait(f"{self.server}/readyz", time.monotonic() + timeout, "kube-apiserver", auth=True)
 
     def stop(self, grace: float = 10.0) -> None:
         """Stop components in reverse start order; SIGTERM first, SIGKILL after `grace` seconds."""
@@ -395,9 +417,9 @@ def fake_node_manifest() -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def running_cluster() -> Iterator[LocalCluster]:
+def running_cluster(apiserver_args: Sequence[str] = ()) -> Iterator[LocalCluster]:
     build(quiet=True)
-    cluster = LocalCluster.start()
+    cluster = LocalCluster.start(apiserver_args=apiserver_args)
     try:
         yield cluster
     finally:

@@ -29,6 +29,7 @@ from modeldeploy.operator.analysis.results import AnalysisOutcome, MetricVerdict
 from modeldeploy.operator.analysis.run import analyze
 from modeldeploy.operator.api import ModelDeploymentSpec, ModelDeploymentStatus
 from modeldeploy.operator.kube import CONFIGMAP, DEPLOYMENT, MODELDEPLOYMENT, Kube, KubeError
+from modeldeploy.operator.kube.applied import AppliedChildren, ChildKey, Observed
 from modeldeploy.operator.kube.events import post_event
 from modeldeploy.operator.kube.resources import KINDS
 from modeldeploy.operator.planner import (
@@ -40,12 +41,14 @@ from modeldeploy.operator.planner import (
     analysis_request,
     plan,
 )
+from modeldeploy.operator.planner.guardrail_documents import referenced_configmaps
 from modeldeploy.operator.planner.labels import model_selector
 from modeldeploy.operator.settings import OperatorSettings
 from modeldeploy.serving.routing import routing_configmap_name
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 _prometheus = PrometheusClients()
+_applied = AppliedChildren()
 ACTIVE_PHASES = {"Progressing", "Paused"}
 
 
@@ -132,22 +135,43 @@ async def _report_bad_spec(kube: Kube, body: dict[str, Any], problems: str, logg
     logger.warning(message)
 
 
-async def apply_plan(kube: Kube, body: dict[str, Any], result: Plan, namespace: str) -> None:
+async def apply_plan(
+    kube: Kube, body: dict[str, Any], result: Plan, namespace: str, observed: Observed | None = None
+) -> None:
+    """Apply `result`; manifests unchanged since this process applied them are skipped (see
+    kube/applied.py) unless `observed` (resourceVersions read in this reconcile) says otherwise."""
+    owner = (namespace, body["metadata"]["name"])
     for manifest in result.manifests:
+        if observed is not None and not _applied.needs_apply(owner, manifest, observed):
+            continue
         try:
-            await kube.apply(manifest)
+            applied = await kube.apply(manifest)
         except KubeError as exc:
             if exc.status == 422:
                 raise ChildRejected(manifest, exc) from exc
             raise
+        _applied.remember(owner, manifest, applied)
     for change in result.scale:
         await kube.patch(DEPLOYMENT, namespace, change.name, {"spec": {"replicas": change.replicas}})
     for ref in result.delete:
+        _applied.forget(owner, (ref.kind, ref.name))
         await kube.delete(KINDS[(ref.api_version, ref.kind)], namespace, ref.name)
     if result.status_changed and result.status_patch:
         await kube.patch_status(MODELDEPLOYMENT, namespace, body["metadata"]["name"], result.status_patch)
     for event in result.events:
         await post_event(kube, body, event.type, event.reason, event.message)
+
+
+def _observed_versions(
+    deployments: list[dict[str, Any]], routing_cm: dict[str, Any] | None, name: str
+) -> dict[ChildKey, str | None]:
+    """resourceVersions of the children this reconcile read (the routing ConfigMap: None if absent)."""
+    observed: dict[ChildKey, str | None] = {
+        ("Deployment", d["metadata"]["name"]): d["metadata"].get("resourceVersion") for d in deployments
+    }
+    cm_version = routing_cm["metadata"].get("resourceVersion") if routing_cm else None
+    observed[("ConfigMap", routing_configmap_name(name))] = cm_version
+    return observed
 
 
 def _rollback_cause(status: ModelDeploymentStatus) -> str:
@@ -194,6 +218,7 @@ async def _reconcile(
 ) -> float:
     body = await kube.get(MODELDEPLOYMENT, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
+        _applied.forget((namespace, name))
         return settings.resync_seconds
     meta = ModelDeploymentMeta.from_body(body)
     try:
@@ -209,7 +234,11 @@ async def _reconcile(
 
     deployments = await kube.list(DEPLOYMENT, namespace, model_selector(name))
     routing_cm = await kube.get(CONFIGMAP, namespace, routing_configmap_name(name))
-    observed = ObservedChildren.from_objects(deployments, routing_cm)
+    documents = {}
+    for configmap in referenced_configmaps(spec):
+        found = await kube.get(CONFIGMAP, namespace, configmap)
+        documents[configmap] = None if found is None else dict(found.get("data") or {})
+    observed = ObservedChildren.from_objects(deployments, routing_cm, documents=documents)
     config = planner_config(settings)
     now = datetime.now(UTC)
 
@@ -219,7 +248,7 @@ async def _reconcile(
     for note in result.notes:
         logger.debug("%s/%s: %s", namespace, name, note)
     try:
-        await apply_plan(kube, body, result, namespace)
+        await apply_plan(kube, body, result, namespace, _observed_versions(deployments, routing_cm, name))
     except ChildRejected as exc:
         await _report_bad_spec(kube, body, str(exc), logger)
         return settings.resync_seconds

@@ -5,6 +5,12 @@ needs the body); others are streamed to the client as they arrive. Every respons
 `x-modeldeploy-revision` (the revision that produced it). Errors made by the sidecar itself are
 JSON: {"error": <kind>, "message": <text>, "revision": <revision>}, with header
 `x-modeldeploy-error: <kind>` so clients can tell them from the model's own errors.
+
+Guardrails (data_path.py): a request this sidecar serves locally has its body checked against the
+data contract and observed for drift before the model is called; a contract violation under policy
+`reject` is answered here with 422 and the model never sees the request. A client request (not one
+forwarded by another sidecar) is sampled for the prediction log; a sampled one is handed to the log
+writer's queue once its response is ready.
 """
 
 from __future__ import annotations
@@ -12,13 +18,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
+from modeldeploy.serving.contract import Violation
+from modeldeploy.serving.data_path import DataPath
 from modeldeploy.serving.metrics import CANARY, LOCAL, SidecarMetrics
+from modeldeploy.serving.prediction_record import Prediction, trace_id
 from modeldeploy.serving.router import FORWARDED_HEADER, SHADOW_HEADER, Decision, Router, Target
 from modeldeploy.serving.settings import SidecarSettings
 from modeldeploy.serving.shadow import ShadowCopy, ShadowMirror
@@ -27,6 +37,7 @@ from modeldeploy.serving.upstream import UpstreamError, Upstreams, request_heade
 log = logging.getLogger("modeldeploy.sidecar.proxy")
 
 REVISION_HEADER = "x-modeldeploy-revision"
+REQUEST_ID_HEADER = "x-request-id"
 ERROR_HEADER = "x-modeldeploy-error"
 """On every error the sidecar answers itself (its kind); absent on the model's answers."""
 _ERROR_KINDS = {
@@ -51,6 +62,21 @@ class ClientBodyError(Exception):
         self.status, self.kind, self.message = status, kind, message
 
 
+def contract_response(violation: Violation, revision: str) -> web.Response:
+    body = {"error": "contract violation", **violation.as_json(), "revision": revision}
+    headers = {REVISION_HEADER: revision, ERROR_HEADER: "contract_violation"}
+    return web.json_response(body, status=422, headers=headers)
+
+
+@dataclass(frozen=True, slots=True)
+class _Sample:
+    """A request chosen for the prediction log: when it arrived and its trace id."""
+
+    arrived: float
+    trace_id: str
+    generated: bool
+
+
 class Proxy:
     """The catch-all handler of the traffic port."""
 
@@ -61,8 +87,10 @@ class Proxy:
         upstreams: Upstreams,
         shadow: ShadowMirror,
         metrics: SidecarMetrics,
+        data_path: DataPath,
     ) -> None:
         self._settings = settings
+        self._data_path = data_path
         self._router = router
         self._upstreams = upstreams
         self._shadow = shadow
@@ -86,15 +114,72 @@ class Proxy:
             refused = error_response(exc.status, exc.message, own, exc.kind)
             refused.force_close()  # the rest of the body may still be on its way
             return refused
+        sample = self._sample(request)
         decision = self._router.decide(request.headers)
+        if decision.primary.route == LOCAL:
+            rejected = self._inspect(request, body, started)
+            if rejected is not None:
+                self._log_prediction(sample, body, rejected, None, started)
+                return rejected
         copy = self._shadow_copy(request, body, decision)
         result: tuple[int, bytes] | None = None
         try:
             response, result = await self._serve(request, body, decision, started)
-            return response
         finally:
             if copy is not None:
                 copy.primary_done(result)
+        self._log_prediction(sample, body, response, result, started)
+        return response
+
+    def _inspect(self, request: web.Request, body: bytes, started: float) -> web.Response | None:
+        """Contract and drift for a request served locally; the 422 response when it is rejected."""
+        if not self._data_path.inspects:
+            return None
+        violation = self._data_path.inspect(request.method, body)
+        if violation is None:
+            return None
+        own = self._settings.revision
+        self._metrics.observe_request(own, LOCAL, 422, time.perf_counter() - started)
+        return contract_response(violation, own)
+
+    def _sample(self, request: web.Request) -> _Sample | None:
+        """Whether this request goes to the prediction log: client requests only, at the sample rate."""
+        if FORWARDED_HEADER in request.headers or not self._data_path.predictions.sampled():
+            return None
+        trace, generated = trace_id(request.headers)
+        return _Sample(time.time(), trace, generated)
+
+    def _log_prediction(
+        self,
+        sample: _Sample | None,
+        body: bytes,
+        response: web.StreamResponse,
+        result: tuple[int, bytes] | None,
+        started: float,
+    ) -> None:
+        if sample is None:
+            return
+        revision = response.headers.get(REVISION_HEADER, self._settings.revision)
+        if result is not None:
+            answer: bytes | None = result[1]
+        elif isinstance(response, web.Response) and isinstance(response.body, bytes):
+            answer = response.body
+        else:
+            answer = None
+        if sample.generated and not response.prepared:
+            response.headers[REQUEST_ID_HEADER] = sample.trace_id
+        self._data_path.predictions.submit(
+            Prediction(
+                timestamp=sample.arrived,
+                revision=revision,
+                route=LOCAL if revision == self._settings.revision else CANARY,
+                latency_seconds=time.perf_counter() - started,
+                status=response.status,
+                trace_id=sample.trace_id,
+                request=body,
+                response=answer,
+            )
+        )
 
     async def _read_body(self, request: web.Request) -> bytes:
         """The whole request body, within the size limit and the body deadline."""
@@ -152,6 +237,9 @@ class Proxy:
                 upstream.release()
                 log.info("canary %s answered %d; retrying locally", target.revision, upstream.status)
             target = self._router.local
+            rejected = self._inspect(request, body, started)
+            if rejected is not None:
+                return rejected, None
         try:
             upstream = await self._open(request, body, target)
         except UpstreamError as exc:

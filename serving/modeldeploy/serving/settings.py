@@ -74,6 +74,9 @@ class SidecarSettings(BaseModel):
     shadow_concurrency: int = Field(default=8, ge=1, description="Shadow requests in flight at most.")
     shadow_queue: int = Field(default=64, ge=0, description="Shadow copies waiting; more are dropped.")
     shadow_timeout: float = Field(default=10.0, gt=0, description="Seconds per shadow request.")
+    prediction_log_queue: int = Field(
+        default=1024, ge=1, description="Sampled log lines waiting for the writer; more are dropped."
+    )
     compare_max_bytes: int = Field(default=1024 * 1024, ge=0, description="Largest body compared.")
     drain_delay: float = Field(default=0.0, ge=0, description="Seconds to keep serving after SIGTERM.")
     drain_timeout: float = Field(default=25.0, ge=0, description="Seconds to let in-flight requests end.")
