@@ -27,3 +27,8 @@ ROLLBACKS = Counter(
     "Revisions rolled back, by reason.",
     ["namespace", "model", "reason"],
 )
+GOLDEN_CHECKS = Counter(
+    "modeldeploy_golden_checks_total",
+    "Golden-request checks, by target (gate: a new revision before traffic; periodic: stable) and result.",
+    ["namespace", "model", "revision", "target", "result"],
+)

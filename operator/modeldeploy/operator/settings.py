@@ -53,6 +53,13 @@ class OperatorSettings(BaseModel):
     analysis_min_window_seconds: float = Field(
         30.0, gt=0, description="Shortest PromQL window of an analysis run (at least two scrape intervals)."
     )
+    http_proxy: str | None = Field(
+        None,
+        description=(
+            "HTTP proxy for the operator's own requests to revision Services (golden requests); "
+            "unset: direct, through cluster DNS."
+        ),
+    )
     analysis_override: Literal["pass", "fail", "inconclusive"] | None = Field(
         None,
         description="Testing only: skip Prometheus; every analysis run yields this verdict.",

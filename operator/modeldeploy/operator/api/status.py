@@ -124,6 +124,32 @@ class DrainingRevision(ApiModel):
     since: datetime = Field(description="When its traffic was cut; removal follows after the drain period.")
 
 
+class GoldenCheck(ApiModel):
+    """The latest replay of the golden requests against one revision."""
+
+    revision: Revision = Field(description="Revision the golden requests were sent to.")
+    result: Literal["Passed", "Failed"] = Field(description="Passed when every response was as expected.")
+    checked_at: datetime = Field(description="When the check ran.")
+    requests: int = Field(default=0, ge=0, description="Golden requests sent.")
+    failed_request: Annotated[str, bounded(63)] | None = Field(
+        default=None, description="Name of the first request whose response was not as expected."
+    )
+    message: Annotated[str, bounded(4096)] = Field(
+        default="", description="What was expected and what came back (truncated)."
+    )
+
+
+class GuardrailsStatus(ApiModel):
+    """Results of the guardrail checks the operator runs itself."""
+
+    golden: GoldenCheck | None = Field(
+        default=None, description="Golden-request gate of the revision being (or last) rolled out."
+    )
+    periodic: GoldenCheck | None = Field(
+        default=None, description="Latest periodic replay of the golden requests against stable."
+    )
+
+
 class ModelDeploymentStatus(ApiModel):
     """Observed state of the rollout, written by the operator."""
 
@@ -177,6 +203,9 @@ class ModelDeploymentStatus(ApiModel):
     )
     last_action: LastAction | None = Field(
         default=None, description="Latest user action carried out (acknowledgement)."
+    )
+    guardrails: GuardrailsStatus | None = Field(
+        default=None, description="Golden-request checks: the gate of the new revision and periodic replays."
     )
     conditions: Annotated[
         list[Condition],

@@ -13,6 +13,7 @@ The planner holds no state between calls: everything it needs to resume is in ``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from modeldeploy.operator.analysis.results import AnalysisOutcome
@@ -22,6 +23,12 @@ from modeldeploy.operator.planner.analysis_runs import AnalysisRequest, analysis
 from modeldeploy.operator.planner.conditions import finish_status
 from modeldeploy.operator.planner.context import Tick
 from modeldeploy.operator.planner.data_path import data_path
+from modeldeploy.operator.planner.golden import (
+    GoldenCheckRequest,
+    GoldenOutcome,
+    golden_checks_due,
+    record_periodic,
+)
 from modeldeploy.operator.planner.inputs import (
     ModelDeploymentMeta,
     ObservedChildren,
@@ -39,6 +46,8 @@ __all__ = [
     "ACTION_ANNOTATION",
     "AnalysisRequest",
     "ChildRef",
+    "GoldenCheckRequest",
+    "GoldenOutcome",
     "HandledAction",
     "ModelDeploymentMeta",
     "ObservedChildren",
@@ -50,6 +59,7 @@ __all__ = [
     "action_value",
     "analysis_due_at",
     "analysis_request",
+    "golden_checks_due",
     "model_selector",
     "parse_action",
     "plan",
@@ -65,11 +75,13 @@ def plan(
     now: datetime,
     config: PlannerConfig,
     analysis: AnalysisOutcome | None = None,
+    golden: Sequence[GoldenOutcome] = (),
 ) -> Plan:
     """Decide the next state of one ModelDeployment and the children that realise it.
 
     ``now`` must be timezone-aware. ``analysis`` is the outcome of the run ``analysis_request``
-    asked for in this same round (None when none was due or it could not be made).
+    asked for in this same round (None when none was due or it could not be made); ``golden``
+    the golden checks ``golden_checks_due`` asked for.
     """
     if now.tzinfo is None or now.utcoffset() != timedelta(0):
         raise ValueError(f"now must be a UTC datetime, got {now!r}")
@@ -80,8 +92,10 @@ def plan(
         observed=observed,
         now=now,
         config=config,
+        golden=tuple(golden),
     )
     wake, handled = run(tick, analysis)
+    wake += record_periodic(tick)
     finish_status(tick)
     rendered = render(tick, data_path(tick))
     # Validate what we wrote (bounded lists, enums) so a bug fails here, not at the API server.

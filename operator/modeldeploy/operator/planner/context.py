@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from modeldeploy.operator.api import (
     DrainingRevision,
@@ -18,6 +19,9 @@ from modeldeploy.operator.api.status import MAX_DRAINING, MAX_HISTORY
 from modeldeploy.operator.planner.inputs import ModelDeploymentMeta, ObservedChildren, PlannerConfig
 from modeldeploy.operator.planner.plan import NORMAL, WARNING, PlannedEvent
 
+if TYPE_CHECKING:
+    from modeldeploy.operator.planner.golden import GoldenOutcome
+
 
 @dataclass
 class Tick:
@@ -31,6 +35,8 @@ class Tick:
     config: PlannerConfig
     events: list[PlannedEvent] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    golden: tuple[GoldenOutcome, ...] = ()
+    """Golden checks made by reconcile for this call (see golden.py)."""
     rollback_cause: str | None = None
     """Set by the call that rolls back (the RolledBack condition's reason)."""
 

@@ -58,7 +58,8 @@ def desired_replicas(tick: Tick, revision: str) -> int:
         return new_revision_replicas(tick.spec.rollout.steps, status.current_step, tick.spec.replicas)
     observed = tick.observed.get(revision)
     if revision in draining_revisions(tick):
-        return 0 if observed is None else observed.replicas
+        # Keeps its pods (traffic already cut) until the drain period ends, never above the spec.
+        return 0 if observed is None else min(observed.replicas, tick.spec.replicas)
     return 0  # a rolled-back revision held at zero
 
 

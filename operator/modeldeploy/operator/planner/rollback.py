@@ -14,7 +14,9 @@ from typing import Literal
 from modeldeploy.operator.api import AnalysisStatus, TrafficStatus
 from modeldeploy.operator.planner.context import Tick
 
-RollbackCause = Literal["AnalysisFailed", "Aborted", "ProgressDeadlineExceeded", "InconclusiveAnalysis"]
+RollbackCause = Literal[
+    "AnalysisFailed", "Aborted", "ProgressDeadlineExceeded", "InconclusiveAnalysis", "GoldenRequestFailed"
+]
 
 FAILED_CAUSES: frozenset[RollbackCause] = frozenset({"ProgressDeadlineExceeded", "InconclusiveAnalysis"})
 """Causes that end a rollout as Failed (it could not be judged) rather than RolledBack (judged bad)."""

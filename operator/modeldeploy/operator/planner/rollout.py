@@ -25,6 +25,7 @@ from datetime import datetime
 from modeldeploy.operator.api import AnalysisStatus, TrafficStatus, format_duration
 from modeldeploy.operator.planner.analysis_runs import latest_run_passed
 from modeldeploy.operator.planner.context import Tick
+from modeldeploy.operator.planner.golden import hold_at_gate
 from modeldeploy.operator.planner.rollback import rollback
 from modeldeploy.operator.planner.steps import (
     describe_step,
@@ -189,6 +190,9 @@ def progress(tick: Tick) -> list[datetime]:
                     return []
                 tick.note(f"{describe_step(steps, index)}: waiting for pods ({ready}/{need} ready)")
                 return [deadline]
+            hold, wake = hold_at_gate(tick)
+            if hold:
+                return wake
             if is_promoting(steps, index):
                 promote(tick)
                 return []

@@ -1,0 +1,1 @@
+"""Sending golden requests to a revision's Service and judging the answers (the operator's I/O)."""
