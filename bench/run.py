@@ -31,6 +31,7 @@ DOCUMENT = ROOT / "docs" / "benchmarks.md"
 
 BENCHMARKS: dict[str, str] = {
     "sidecar": "bench.sidecar",
+    "guardrails": "bench.guardrails",
     "rollback": "bench.rollback",
     "soak": "bench.soak",
     "scale": "bench.scale",

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from bench.machine import tool_version
 from bench.openloop import OpenLoopResult, constant_rate
-from modeldeploy.serving.routing import Backend, Comparison, RoutingTable, ShadowRoute
+from modeldeploy.serving.routing import Backend, Comparison, DataPathSettings, RoutingTable, ShadowRoute
 from tests.serving.processes import (
     IrisServer,
     Proc,
@@ -190,7 +190,14 @@ def iris_pair(workdir: Path, procs: Processes) -> Iterator[tuple[IrisServer, Iri
     yield primary, shadow
 
 
-def sidecar_for(workdir: Path, upstream: str, procs: Processes, shadow: IrisServer | None) -> SidecarProc:
+def sidecar_for(
+    workdir: Path,
+    upstream: str,
+    procs: Processes,
+    shadow: IrisServer | None,
+    data_path: DataPathSettings | None = None,
+) -> SidecarProc:
+    """A stable sidecar in front of `upstream`, optionally copying everything to `shadow`."""
     workdir.mkdir(parents=True, exist_ok=True)
     routing = workdir / "routing.json"
     table = RoutingTable(
@@ -199,6 +206,7 @@ def sidecar_for(workdir: Path, upstream: str, procs: Processes, shadow: IrisServ
         stable=Backend(revision="stable0000", url="http://iris-stable0000.bench.svc:8080"),
         shadow=None if shadow is None else ShadowRoute(revision="shadow0000", url=shadow.url, percent=100),
         comparison=Comparison(tolerance=1e-9),
+        data_path=data_path or DataPathSettings(),
     )
     write_routing(routing, table)
     return procs.add(

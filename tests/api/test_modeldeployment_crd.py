@@ -71,14 +71,14 @@ def test_crd_names_short_name_and_categories(crd: LocalCluster) -> None:
     assert "mdep" in resources and "ModelDeployment" in resources and "all,ml" in resources
 
 
-@pytest.mark.parametrize("example", ["minimal.yaml", "full.yaml"])
+@pytest.mark.parametrize("example", ["minimal.yaml", "full.yaml", "guardrails.yaml"])
 def test_examples_apply(crd: LocalCluster, example: str) -> None:
     path = EXAMPLES / example
     out = crd.kubectl("apply", "-n", NAMESPACE, "-f", str(path), check=False)
     assert out.returncode == 0, out.stderr
-    name = yaml.safe_load(path.read_text())["metadata"]["name"]
-    stored = ModelDeployment.model_validate(get(crd, name))
-    local = ModelDeployment.model_validate(yaml.safe_load(path.read_text()))
+    manifest = next(d for d in yaml.safe_load_all(path.read_text()) if d["kind"] == "ModelDeployment")
+    stored = ModelDeployment.model_validate(get(crd, manifest["metadata"]["name"]))
+    local = ModelDeployment.model_validate(manifest)
     assert stored.spec == local.spec
     assert revision_hash(stored.spec) == revision_hash(local.spec)
 

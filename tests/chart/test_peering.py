@@ -43,10 +43,6 @@ def priority(op: OperatorProcess) -> int:
     return int(found.group(1))
 
 
-@pytest.mark.skip(
-    reason="flaky at start-up: a replica may act for a moment before kopf sees its peer "
-    "(seen once in CI, 2026-11-22); needs a start-up wait for peers, see the closing note"
-)
 def test_two_peered_replicas_one_works_the_other_takes_over(
     cluster: LocalCluster, k8s: ApiClient, peered_namespace: str, tmp_path: Path
 ) -> None:
@@ -65,16 +61,14 @@ def test_two_peered_replicas_one_works_the_other_takes_over(
         wait_for(
             lambda: md.status().get("phase") == "Succeeded", 90, "Succeeded with two peered replicas", one
         )
-        # Each process logs its priority; kopf keeps every peer paused until it knows it is the
-        # highest, so only the highest one ever resumes.
-        wait_for(lambda: "Resuming operations" in one.logs() + two.logs(), 30, "one replica working")
+        # Each process logs its priority. The standby may be resumed by kopf for a moment before
+        # it sees its senior peer, but the start-up grace keeps it from acting: it never reconciled.
         active, standby = sorted((one, two), key=priority, reverse=True)
-        assert "Resuming operations" in active.logs()
-        assert "Resuming operations" not in standby.logs()
+        assert active.reconciles() > 0
+        assert standby.reconciles() == 0, "the standby replica acted"
         assert "conflicting operators with the same priority" not in one.logs() + two.logs()
 
         active.stop()  # graceful: kopf leaves the peering at once
-        wait_for(lambda: "Resuming operations" in standby.logs(), 60, "the standby resuming", standby)
         md.set_image("registry.invalid/iris:2")
         wait_for(
             lambda: (

@@ -79,6 +79,7 @@ class LocalCluster:
     apiserver_port: int
     token: str
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    argvs: dict[str, list[str]] = field(default_factory=dict)
     owns_workdir: bool = False
 
     # ---- paths and addresses -------------------------------------------------------------
@@ -247,6 +248,7 @@ class LocalCluster:
         return path
 
     def _spawn(self, name: str, argv: list[str]) -> None:
+        self.argvs[name] = argv
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         self.processes[name] = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
@@ -317,6 +319,22 @@ class LocalCluster:
         }
         self.kubeconfig.write_text(yaml.safe_dump(config))
         self.kubeconfig.chmod(0o600)
+
+    def restart_apiserver(self, downtime: float = 0.0, timeout: float = 60.0) -> None:
+        """Stop kube-apiserver (SIGTERM), stay down `downtime` seconds, start it again on the same
+        port with the same certificates and etcd data, and wait for /readyz. The other components
+        and every client reconnect on their own: what a control-plane upgrade looks like to them."""
+        proc = self.processes["kube-apiserver"]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        time.sleep(downtime)  # the outage itself is the point: nothing to poll for
+        self._spawn("kube-apiserver", self.argvs["kube-apiserver"])
+        self._wait(f"{self.server}/readyz", time.monotonic() + timeout, "kube-apiserver", auth=True)
 
     def stop(self, grace: float = 10.0) -> None:
         """Stop components in reverse start order; SIGTERM first, SIGKILL after `grace` seconds."""

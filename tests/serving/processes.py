@@ -86,6 +86,18 @@ class IrisServer(Proc):
     def wait_ready(self, timeout: float = 90.0) -> None:
         self.wait_http(self.url + "/readyz", timeout)
 
+    def requests_served(self, endpoint: str) -> float:
+        """Requests the model server itself handled on `endpoint` (BentoML's own counter, any status)."""
+        status, _, body = http("GET", self.url + "/metrics")
+        if status != 200:
+            raise ProcessError(f"{self.name}: /metrics answered {status}")
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(body.decode())
+            for sample in family.samples
+            if sample.name == "bentoml_service_request_total" and sample.labels.get("endpoint") == endpoint
+        )
+
 
 def launch_iris(
     workdir: Path, *, name: str = "iris", port: int | None = None, env: Mapping[str, str] | None = None
@@ -290,17 +302,19 @@ def start_prometheus(
     file_sd: Path | None = None,
     scrape_interval: str = "1s",
     timeout: float = 30.0,
+    port: int | None = None,
 ) -> PrometheusProc:
     """The Debian prometheus binary with its own config, storage and port (never the system service).
 
     It scrapes the static `targets`, or the targets listed in the `file_sd` JSON file (re-read every
-    second, so a harness can add and remove pods while it runs).
+    second, so a harness can add and remove pods while it runs). `port` restarts one on the port
+    (and with the data) of a stopped one.
     """
     if not Path(PROMETHEUS).is_file() and shutil.which("prometheus") is None:
         raise ProcessError("prometheus is not installed (Debian package `prometheus`; `make install-system`)")
     binary = PROMETHEUS if Path(PROMETHEUS).is_file() else str(shutil.which("prometheus"))
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     discovery: dict[str, object] = (
         {"file_sd_configs": [{"files": [str(file_sd)], "refresh_interval": "1s"}]}
         if file_sd is not None

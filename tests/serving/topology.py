@@ -15,6 +15,7 @@ from modeldeploy.serving.routing import (
     Backend,
     CanaryRoute,
     Comparison,
+    DataPathSettings,
     GuardSettings,
     RoutingTable,
     ShadowRoute,
@@ -68,6 +69,7 @@ class Topology:
         canary_url: str | None = None,
         shadow_revision: str = SHADOW,
         shadow_url: str | None = None,
+        data_path: DataPathSettings | None = None,
         wait: bool = True,
     ) -> RoutingTable:
         """Write a new table (next generation) and, with `wait`, return once every sidecar uses it."""
@@ -90,6 +92,7 @@ class Topology:
             comparison=comparison or Comparison(),
             guard=guard or GuardSettings(),
             generation=self.generation,
+            data_path=data_path or DataPathSettings(),
         )
         write_routing(self.routing_file, table)
         if wait:

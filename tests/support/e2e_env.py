@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 import time
@@ -51,14 +52,26 @@ class Sample:
     revision: str
 
 
+RequestFn = Callable[[int], tuple[Any, dict[str, str]]]
+"""Request number -> (JSON body, extra headers), for load whose clients differ (sticky keys, inputs)."""
+
+
+def iris_request(_: int) -> tuple[Any, dict[str, str]]:
+    return IRIS_BODY, {}
+
+
 @dataclass
 class LoadGenerator:
-    """Steady traffic into the entry Service through the ServiceProxy (threads, bounded by stop())."""
+    """Steady traffic into the entry Service through the ServiceProxy (threads, bounded by stop()).
+
+    Every request sends IRIS_BODY unless `request` gives each request's body and extra headers.
+    """
 
     url: str
     proxy: str
     rate: float = 20.0
     threads: int = 2
+    request: RequestFn = iris_request
     samples: list[Sample] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _workers: list[threading.Thread] = field(default_factory=list)
@@ -66,7 +79,7 @@ class LoadGenerator:
     def start(self) -> LoadGenerator:
         self._stop.clear()
         for i in range(self.threads):
-            worker = threading.Thread(target=self._run, name=f"load-{i}", daemon=True)
+            worker = threading.Thread(target=self._run, args=(i,), name=f"load-{i}", daemon=True)
             worker.start()
             self._workers.append(worker)
         return self
@@ -77,14 +90,18 @@ class LoadGenerator:
             worker.join(15)
         self._workers.clear()
 
-    def _run(self) -> None:
+    def _run(self, worker: int) -> None:
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": self.proxy}))
         period = self.threads / self.rate
-        body = json.dumps(IRIS_BODY).encode()
+        numbers = itertools.count(worker, self.threads)  # request numbers are unique across workers
         while not self._stop.is_set():
             started = time.monotonic()
+            payload, headers = self.request(next(numbers))
             request = urllib.request.Request(
-                self.url, data=body, method="POST", headers={"Content-Type": "application/json"}
+                self.url,
+                data=json.dumps(payload).encode(),
+                method="POST",
+                headers={"Content-Type": "application/json", **headers},
             )
             try:
                 with opener.open(request, timeout=10) as response:
@@ -172,10 +189,13 @@ class E2EEnv:
         ).start()
         return self.operator
 
-    def start_load(self, name: str, rate: float = 20.0) -> LoadGenerator:
+    def start_load(self, name: str, rate: float = 20.0, request: RequestFn = iris_request) -> LoadGenerator:
         """Steady traffic to ModelDeployment `name`'s entry Service; stopped by `stop()` at the latest."""
         load = LoadGenerator(
-            url=f"http://{name}.{self.namespace}.svc:8080/classify", proxy=self.proxy_url, rate=rate
+            url=f"http://{name}.{self.namespace}.svc:8080/classify",
+            proxy=self.proxy_url,
+            rate=rate,
+            request=request,
         ).start()
         self.loads.append(load)
         return load
@@ -255,8 +275,12 @@ def modeldeployment(
     steps: list[dict[str, Any]] | None = None,
     analysis: dict[str, Any] | None = None,
     replicas: int = 1,
+    extra_spec: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A ModelDeployment of the iris example; `env` sets IRIS_* switches (latency, failures)."""
+    """A ModelDeployment of the iris example; `env` sets IRIS_* switches (latency, failures).
+
+    `extra_spec` adds top-level spec fields (e.g. traffic, guardrails).
+    """
     model_env = {"IRIS_VARIANT": variant, **(env or {})}
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
@@ -287,5 +311,6 @@ def modeldeployment(
                     "slo": {"latencyP99": "500ms", "errorRate": 0.05},
                 },
             },
+            **(extra_spec or {}),
         },
     }

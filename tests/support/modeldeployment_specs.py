@@ -326,6 +326,71 @@ INVALID_SPECS: tuple[InvalidSpec, ...] = (
         "must consist of letters, digits, '_', '-' or '.' and not start with a digit",
     ),
     InvalidSpec(
+        "golden-requests-without-source",
+        _set("guardrails.goldenRequests", {"tolerance": 0.1}),
+        'spec.guardrails.goldenRequests: Invalid value: "object": goldenRequests must set exactly one of '
+        "requests or configMapRef",
+        "goldenRequests must set exactly one of requests or configMapRef",
+    ),
+    InvalidSpec(
+        "golden-request-names-repeated",
+        _set(
+            "guardrails.goldenRequests.requests",
+            [{"name": "a", "path": "/classify"}, {"name": "a", "path": "/classify"}],
+        ),
+        "golden request names must be unique",
+        "golden request names must be unique, repeated: a",
+    ),
+    InvalidSpec(
+        "golden-request-path-without-slash",
+        _set("guardrails.goldenRequests.requests", [{"name": "a", "path": "classify"}]),
+        'spec.guardrails.goldenRequests.requests[0].path: Invalid value: "string": must start with /',
+        "must start with /, got 'classify'",
+    ),
+    InvalidSpec(
+        "contract-schema-and-configmap",
+        _set(
+            "guardrails.contract",
+            {"schema": {"type": "object"}, "configMapRef": {"name": "c", "key": "schema.json"}},
+        ),
+        "contract must set exactly one of schema or configMapRef",
+        "contract must set exactly one of schema or configMapRef",
+    ),
+    InvalidSpec(
+        "prediction-log-file-without-path",
+        _set("guardrails.predictionLog", {"sampleRate": 0.1, "sink": "file"}),
+        "predictionLog.path is required when sink is file",
+        "predictionLog.path is required when sink is file",
+    ),
+    InvalidSpec(
+        "prediction-log-rate-over-one",
+        _set("guardrails.predictionLog", {"sampleRate": 1.5}),
+        "spec.guardrails.predictionLog.sampleRate: Invalid value: 1.5: "
+        "spec.guardrails.predictionLog.sampleRate in body should be less than or equal to 1",
+        "less than or equal to 1",
+    ),
+    InvalidSpec(
+        "drift-buckets-not-increasing",
+        _set("guardrails.drift", {"features": [{"name": "x", "path": "/x", "buckets": [1, 3, 2]}]}),
+        'spec.guardrails.drift.features[0].buckets: Invalid value: "array": '
+        "buckets must be strictly increasing",
+        "buckets must be strictly increasing",
+    ),
+    InvalidSpec(
+        "drift-feature-names-repeated",
+        _set(
+            "guardrails.drift",
+            {
+                "features": [
+                    {"name": "x", "path": "/x", "buckets": [1]},
+                    {"name": "x", "path": "/y", "buckets": [1]},
+                ]
+            },
+        ),
+        "drift feature names must be unique",
+        "drift feature names must be unique",
+    ),
+    InvalidSpec(
         "misspelt-field",
         _then(_drop("replicas"), _set("replica", 3)),
         'unknown field "spec.replica"',

@@ -8,8 +8,11 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cluster.localcluster import ROOT, LocalCluster, free_port
 
@@ -80,6 +83,18 @@ class OperatorProcess:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def reconciles(self) -> float:
+        """ModelDeployment reconciles this process has run (its `/metrics`), whatever their result."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "modeldeploy_operator_reconciles"
+            for sample in family.samples
+            if sample.name == "modeldeploy_operator_reconciles_total"
+        )
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

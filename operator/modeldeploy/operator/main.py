@@ -6,6 +6,7 @@ import argparse
 import logging
 import random
 import sys
+import time
 
 import kopf
 from prometheus_client import start_http_server
@@ -43,6 +44,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def seniority_priority(started_at: float) -> int:
+    """A kopf peering priority that ranks earlier-started replicas higher, ties broken at random.
+
+    kopf pauses every peer when the highest priority is shared, so replicas need distinct
+    priorities. Seniority rather than chance means a replica that joins (a restart, a rolling
+    update) finds a senior peer working and stays paused from its first look at the peering: it
+    never takes the work over from a live peer, only when that peer has left.
+    """
+    milliseconds = int(started_at * 1000)
+    return max(1, 10**13 - milliseconds) * 1000 + random.SystemRandom().randint(0, 999)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings: OperatorSettings = settings_from_env(
@@ -64,9 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         start_http_server(settings.metrics_port, addr="0.0.0.0")
     priority = settings.peering_priority
     if settings.peering is not None and priority is None:
-        # kopf pauses every peer when the highest priority is shared, so equal replicas need
-        # distinct priorities: the highest works, the others take over when it leaves.
-        priority = random.SystemRandom().randint(1, 2**30)
+        priority = seniority_priority(time.time())
     if settings.peering is not None:
         logging.getLogger(__name__).info("peering %r with priority %s", settings.peering, priority)
     kopf.run(

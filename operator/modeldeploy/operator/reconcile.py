@@ -41,6 +41,7 @@ from modeldeploy.operator.planner import (
     analysis_request,
     plan,
 )
+from modeldeploy.operator.planner.guardrail_documents import referenced_configmaps
 from modeldeploy.operator.planner.labels import model_selector
 from modeldeploy.operator.settings import OperatorSettings
 from modeldeploy.serving.routing import routing_configmap_name
@@ -211,7 +212,11 @@ async def _reconcile(
 
     deployments = await kube.list(DEPLOYMENT, namespace, model_selector(name))
     routing_cm = await kube.get(CONFIGMAP, namespace, routing_configmap_name(name))
-    observed = ObservedChildren.from_objects(deployments, routing_cm)
+    documents = {}
+    for configmap in referenced_configmaps(spec):
+        found = await kube.get(CONFIGMAP, namespace, configmap)
+        documents[configmap] = None if found is None else dict(found.get("data") or {})
+    observed = ObservedChildren.from_objects(deployments, routing_cm, documents=documents)
     config = planner_config(settings)
     now = datetime.now(UTC)
 

@@ -35,8 +35,9 @@ class OperatorSettings(BaseModel):
         None,
         ge=0,
         description=(
-            "kopf peering priority; the highest live one works, the others stand by. None with peering: a "
-            "random priority per process, so replicas of one Deployment never tie (tied peers all pause)."
+            "kopf peering priority; the highest live one works, the others stand by. None with peering: "
+            "earlier-started processes rank higher (random tie-break), so replicas never tie (tied peers "
+            "all pause) and a joining replica never takes the work from a live one."
         ),
     )
     default_prometheus_url: str = Field(

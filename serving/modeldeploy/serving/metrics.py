@@ -7,6 +7,8 @@ Labels: `model`, `namespace`, and `revision` = the revision the series is about:
   `route="local"` to count every request once, where it was served.
 - shadow results: the shadow revision; guard trips: the canary revision that was cut off.
 - in-flight requests, routing generation: this sidecar's own revision.
+- data path (contract checks, prediction log, drift histograms in drift.py): this sidecar's own
+  revision, the one that served the request locally (or, for the prediction log, received it).
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ LATENCY_BUCKETS = (
 LOCAL = "local"
 CANARY = "canary"
 SHADOW = "shadow"  # route of shadow copies (counted in modeldeploy_shadow_requests_total only)
+
+CONTRACT_FIELDS_MAX = 50
+"""Distinct `field` label values of the contract violations counter; later new ones are OTHER_FIELD."""
+OTHER_FIELD = "other"
 
 
 class SidecarMetrics:
@@ -83,6 +89,39 @@ class SidecarMetrics:
             base,
             registry=self.registry,
         ).labels(model, namespace, revision)
+        self.contract_checks = Counter(
+            "modeldeploy_contract_checks_total",
+            "Request bodies checked against the data contract, by result: pass or violation.",
+            [*base, "result"],
+            registry=self.registry,
+        )
+        self.contract_violations = Counter(
+            "modeldeploy_contract_violations_total",
+            "Data contract violations by field: the JSON pointer of the failing value, array indices "
+            f"as *, '/' for the body itself ({CONTRACT_FIELDS_MAX} values at most, then '{OTHER_FIELD}').",
+            [*base, "field"],
+            registry=self.registry,
+        )
+        self.prediction_log_lines = Counter(
+            "modeldeploy_prediction_log_lines_total",
+            "Prediction log lines written.",
+            base,
+            registry=self.registry,
+        ).labels(model, namespace, revision)
+        self.prediction_log_dropped = Counter(
+            "modeldeploy_prediction_log_dropped_total",
+            "Sampled prediction log lines dropped (writer queue full, or the write failed).",
+            base,
+            registry=self.registry,
+        ).labels(model, namespace, revision)
+        self.prediction_log_pending = Gauge(
+            "modeldeploy_prediction_log_pending",
+            "Sampled prediction log lines queued or being written.",
+            base,
+            registry=self.registry,
+        ).labels(model, namespace, revision)
+        self._contract_results: dict[str, Counter] = {}
+        self._violation_children: dict[str, Counter] = {}
         self._request_children: dict[tuple[str, str, int], Counter] = {}
         self._duration_children: dict[tuple[str, str], Histogram] = {}
 
@@ -98,6 +137,31 @@ class SidecarMetrics:
         if histogram is None:
             histogram = self._duration_children[dkey] = self.duration.labels(*self._base, revision, route)
         histogram.observe(seconds)
+
+    def announce_contract(self) -> None:
+        """Create the contract check series at 0 once a table brings a contract."""
+        if not self._contract_results:
+            for result in ("pass", "violation"):
+                self._contract_results[result] = self.contract_checks.labels(
+                    *self._base, self.own_revision, result
+                )
+
+    def observe_contract(self, violation_field: str | None) -> None:
+        """One contract check of a body served here: None when it passed, else the failing field."""
+        self.announce_contract()
+        if violation_field is None:
+            self._contract_results["pass"].inc()
+            return
+        self._contract_results["violation"].inc()
+        counter = self._violation_children.get(violation_field)
+        if counter is None:
+            if len(self._violation_children) >= CONTRACT_FIELDS_MAX:
+                violation_field = OTHER_FIELD
+                counter = self._violation_children.get(violation_field)
+            if counter is None:
+                counter = self.contract_violations.labels(*self._base, self.own_revision, violation_field)
+                self._violation_children[violation_field] = counter
+        counter.inc()
 
     def announce_canary(self, canary_revision: str) -> None:
         """Create the guard series at 0 for a new canary, so rate() and absence checks work."""

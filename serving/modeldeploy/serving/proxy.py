@@ -3,20 +3,32 @@
 Responses with a known length are buffered (model responses are small, and the shadow comparison
 needs the body); others are streamed to the client as they arrive. Every response carries
 `x-modeldeploy-revision` (the revision that produced it). Errors made by the sidecar itself are
-JSON: {"error": <kind>, "message": <text>, "revision": <revision>}.
+JSON: {"error": <kind>, "message": <text>, "revision": <revision>}, with header
+`x-modeldeploy-error: <kind>` so clients can tell them from the model's own errors.
+
+Guardrails (data_path.py): a request this sidecar serves locally has its body checked against the
+data contract and observed for drift before the model is called; a contract violation under policy
+`reject` is answered here with 422 and the model never sees the request. A client request (not one
+forwarded by another sidecar) is sampled for the prediction log; a sampled one is handed to the log
+writer's queue once its response is ready.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
+from modeldeploy.serving.contract import Violation
+from modeldeploy.serving.data_path import DataPath
 from modeldeploy.serving.metrics import CANARY, LOCAL, SidecarMetrics
+from modeldeploy.serving.prediction_record import Prediction, trace_id
 from modeldeploy.serving.router import FORWARDED_HEADER, SHADOW_HEADER, Decision, Router, Target
 from modeldeploy.serving.settings import SidecarSettings
 from modeldeploy.serving.shadow import ShadowCopy, ShadowMirror
@@ -25,16 +37,44 @@ from modeldeploy.serving.upstream import UpstreamError, Upstreams, request_heade
 log = logging.getLogger("modeldeploy.sidecar.proxy")
 
 REVISION_HEADER = "x-modeldeploy-revision"
-_ERROR_KINDS = {413: "body_too_large", 503: "upstream_unavailable", 504: "upstream_timeout"}
+REQUEST_ID_HEADER = "x-request-id"
+ERROR_HEADER = "x-modeldeploy-error"
+"""On every error the sidecar answers itself (its kind); absent on the model's answers."""
+_ERROR_KINDS = {
+    408: "request_timeout",
+    413: "body_too_large",
+    503: "upstream_unavailable",
+    504: "upstream_timeout",
+}
 
 
 def error_response(status: int, message: str, revision: str, kind: str | None = None) -> web.Response:
-    body: dict[str, Any] = {
-        "error": kind or _ERROR_KINDS.get(status, "error"),
-        "message": message,
-        "revision": revision,
-    }
-    return web.json_response(body, status=status, headers={REVISION_HEADER: revision})
+    error = kind or _ERROR_KINDS.get(status, "error")
+    body: dict[str, Any] = {"error": error, "message": message, "revision": revision}
+    return web.json_response(body, status=status, headers={REVISION_HEADER: revision, ERROR_HEADER: error})
+
+
+class ClientBodyError(Exception):
+    """The client's request body cannot be used: too large, too slow, malformed or cut off."""
+
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.message = status, kind, message
+
+
+def contract_response(violation: Violation, revision: str) -> web.Response:
+    body = {"error": "contract violation", **violation.as_json(), "revision": revision}
+    headers = {REVISION_HEADER: revision, ERROR_HEADER: "contract_violation"}
+    return web.json_response(body, status=422, headers=headers)
+
+
+@dataclass(frozen=True, slots=True)
+class _Sample:
+    """A request chosen for the prediction log: when it arrived and its trace id."""
+
+    arrived: float
+    trace_id: str
+    generated: bool
 
 
 class Proxy:
@@ -47,8 +87,10 @@ class Proxy:
         upstreams: Upstreams,
         shadow: ShadowMirror,
         metrics: SidecarMetrics,
+        data_path: DataPath,
     ) -> None:
         self._settings = settings
+        self._data_path = data_path
         self._router = router
         self._upstreams = upstreams
         self._shadow = shadow
@@ -66,21 +108,97 @@ class Proxy:
     async def _handle(self, request: web.Request, started: float) -> web.StreamResponse:
         own = self._settings.revision
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            self._metrics.observe_request(own, LOCAL, 413, time.perf_counter() - started)
-            return error_response(
-                413, f"request body exceeds the limit of {self._settings.max_body_bytes} bytes", own
-            )
+            body = await self._read_body(request)
+        except ClientBodyError as exc:
+            self._metrics.observe_request(own, LOCAL, exc.status, time.perf_counter() - started)
+            refused = error_response(exc.status, exc.message, own, exc.kind)
+            refused.force_close()  # the rest of the body may still be on its way
+            return refused
+        sample = self._sample(request)
         decision = self._router.decide(request.headers)
+        if decision.primary.route == LOCAL:
+            rejected = self._inspect(request, body, started)
+            if rejected is not None:
+                self._log_prediction(sample, body, rejected, None, started)
+                return rejected
         copy = self._shadow_copy(request, body, decision)
         result: tuple[int, bytes] | None = None
         try:
             response, result = await self._serve(request, body, decision, started)
-            return response
         finally:
             if copy is not None:
                 copy.primary_done(result)
+        self._log_prediction(sample, body, response, result, started)
+        return response
+
+    def _inspect(self, request: web.Request, body: bytes, started: float) -> web.Response | None:
+        """Contract and drift for a request served locally; the 422 response when it is rejected."""
+        if not self._data_path.inspects:
+            return None
+        violation = self._data_path.inspect(request.method, body)
+        if violation is None:
+            return None
+        own = self._settings.revision
+        self._metrics.observe_request(own, LOCAL, 422, time.perf_counter() - started)
+        return contract_response(violation, own)
+
+    def _sample(self, request: web.Request) -> _Sample | None:
+        """Whether this request goes to the prediction log: client requests only, at the sample rate."""
+        if FORWARDED_HEADER in request.headers or not self._data_path.predictions.sampled():
+            return None
+        trace, generated = trace_id(request.headers)
+        return _Sample(time.time(), trace, generated)
+
+    def _log_prediction(
+        self,
+        sample: _Sample | None,
+        body: bytes,
+        response: web.StreamResponse,
+        result: tuple[int, bytes] | None,
+        started: float,
+    ) -> None:
+        if sample is None:
+            return
+        revision = response.headers.get(REVISION_HEADER, self._settings.revision)
+        if result is not None:
+            answer: bytes | None = result[1]
+        elif isinstance(response, web.Response) and isinstance(response.body, bytes):
+            answer = response.body
+        else:
+            answer = None
+        if sample.generated and not response.prepared:
+            response.headers[REQUEST_ID_HEADER] = sample.trace_id
+        self._data_path.predictions.submit(
+            Prediction(
+                timestamp=sample.arrived,
+                revision=revision,
+                route=LOCAL if revision == self._settings.revision else CANARY,
+                latency_seconds=time.perf_counter() - started,
+                status=response.status,
+                trace_id=sample.trace_id,
+                request=body,
+                response=answer,
+            )
+        )
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        """The whole request body, within the size limit and the body deadline."""
+        settings = self._settings
+        try:
+            async with asyncio.timeout(settings.body_timeout):
+                return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise ClientBodyError(
+                413, "body_too_large", f"request body exceeds the limit of {settings.max_body_bytes} bytes"
+            ) from None
+        except TimeoutError:
+            message = f"request body not received within {settings.body_timeout:g} s"
+            raise ClientBodyError(408, "request_timeout", message) from None
+        except web.RequestPayloadError as exc:
+            raise ClientBodyError(400, "bad_request_body", f"malformed request body: {exc}") from None
+        except ConnectionResetError:
+            message = "client closed the connection before sending the whole body"
+            raise ClientBodyError(400, "client_disconnected", message) from None
 
     def _shadow_copy(self, request: web.Request, body: bytes, decision: Decision) -> ShadowCopy | None:
         table = self._router.table
@@ -119,6 +237,9 @@ class Proxy:
                 upstream.release()
                 log.info("canary %s answered %d; retrying locally", target.revision, upstream.status)
             target = self._router.local
+            rejected = self._inspect(request, body, started)
+            if rejected is not None:
+                return rejected, None
         try:
             upstream = await self._open(request, body, target)
         except UpstreamError as exc:

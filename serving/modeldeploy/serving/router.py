@@ -71,13 +71,17 @@ class Router:
     def guard(self) -> CanaryGuard | None:
         return self._guard
 
-    def apply(self, table: RoutingTable) -> None:
-        """Put `table` in force; raises TableRejected if it is for another model or namespace."""
+    def check(self, table: RoutingTable) -> None:
+        """Raise TableRejected if `table` is for another model or namespace."""
         if (table.model, table.namespace) != (self._settings.model, self._settings.namespace):
             raise TableRejected(
                 f"routing table is for {table.namespace}/{table.model}, "
                 f"this sidecar serves {self._settings.namespace}/{self._settings.model}"
             )
+
+    def apply(self, table: RoutingTable) -> None:
+        """Put `table` in force; raises TableRejected if it is for another model or namespace."""
+        self.check(table)
         if table == self._table:
             return
         canary = table.canary.revision if table.canary is not None else None

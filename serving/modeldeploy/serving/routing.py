@@ -8,6 +8,7 @@ when constructing a table.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -129,6 +130,8 @@ class DriftFeature(_Model):
     @field_validator("buckets")
     @classmethod
     def _increasing(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not all(math.isfinite(b) for b in value):
+            raise ValueError(f"buckets must be finite numbers (+Inf is implied), got {list(value)}")
         if any(b >= a for a, b in zip(value[1:], value, strict=False)):
             raise ValueError(f"buckets must be strictly increasing, got {list(value)}")
         return value

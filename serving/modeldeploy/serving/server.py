@@ -21,7 +21,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
+from modeldeploy.serving.data_path import DataPath, DataPathError
+from modeldeploy.serving.drift import FeatureHistograms
+from modeldeploy.serving.http_errors import json_errors, server_logger
 from modeldeploy.serving.metrics import SidecarMetrics
+from modeldeploy.serving.prediction_log import PredictionLog
 from modeldeploy.serving.proxy import REVISION_HEADER, Proxy, error_response
 from modeldeploy.serving.router import Router, TableRejected
 from modeldeploy.serving.routing import RoutingTable
@@ -41,6 +45,12 @@ class Sidecar:
         self.settings = settings
         self.metrics = SidecarMetrics(settings.model, settings.namespace, settings.revision)
         self.router = Router(settings, self.metrics)
+        drift = FeatureHistograms(settings.model, settings.namespace, settings.revision)
+        self.metrics.registry.register(drift)
+        predictions = PredictionLog(
+            settings.model, settings.namespace, self.metrics, queue_size=settings.prediction_log_queue
+        )
+        self.data_path = DataPath(self.metrics, drift, predictions)
         self._stopping = asyncio.Event()
         self._runners: list[web.AppRunner] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -51,8 +61,11 @@ class Sidecar:
     def apply_routing(self, content: bytes, source: str) -> None:
         try:
             table = RoutingTable.from_json(content)
+            self.router.check(table)
+            prepared = self.data_path.prepare(table.data_path)
             self.router.apply(table)
-        except (ValidationError, TableRejected) as exc:
+            self.data_path.apply(prepared)
+        except (ValidationError, TableRejected, DataPathError) as exc:
             self.metrics.routing_errors.inc()
             log.error("routing table from %s rejected, keeping the one in force: %s", source, exc)
 
@@ -125,20 +138,28 @@ class Sidecar:
             primary_wait=settings.upstream_timeout + 1.0,
             compare_max_bytes=settings.compare_max_bytes,
         )
-        self.proxy = Proxy(settings, self.router, self.upstreams, self.shadow, self.metrics)
+        self.proxy = Proxy(settings, self.router, self.upstreams, self.shadow, self.metrics, self.data_path)
+        self.data_path.predictions.start()
         self._start_routing_source()
 
-        app = web.Application(client_max_size=settings.max_body_bytes)
+        errors = json_errors(settings.revision)
+        app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[errors])
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_route("*", "/{tail:.*}", self.proxy.handle)
-        metrics_app = web.Application()
+        metrics_app = web.Application(middlewares=[errors])
         metrics_app.router.add_get("/metrics", self.metrics_handler)
         metrics_app.router.add_get("/routing", self.routing_handler)
 
         try:
             for application, port in ((app, settings.port), (metrics_app, settings.metrics_port)):
-                runner = web.AppRunner(application, access_log=None, shutdown_timeout=settings.drain_timeout)
+                runner = web.AppRunner(
+                    application,
+                    access_log=None,
+                    shutdown_timeout=settings.drain_timeout,
+                    keepalive_timeout=settings.idle_timeout,
+                    logger=server_logger(),
+                )
                 await runner.setup()
                 self._runners.append(runner)
                 await web.TCPSite(runner, settings.listen_host, port, backlog=1024).start()
@@ -191,3 +212,4 @@ class Sidecar:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.upstreams.close()
+        await self.data_path.predictions.close(grace=2.0)  # writes the lines still queued

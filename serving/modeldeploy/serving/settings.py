@@ -52,6 +52,15 @@ class SidecarSettings(BaseModel):
         default=None, description="HTTP proxy for canary/shadow traffic (never for the local upstream)."
     )
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1, description="Larger request bodies get 413.")
+    body_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds a client may take to send a request body (then 408)."
+    )
+    idle_timeout: float = Field(
+        default=75.0,
+        gt=0,
+        description="Seconds a client connection may go without a complete request (idle keep-alive, "
+        "or request headers still arriving) before it is closed.",
+    )
     upstream_timeout: float = Field(default=30.0, gt=0, description="Seconds per upstream request (504).")
     connect_timeout: float = Field(default=2.0, gt=0, description="Seconds to connect upstream (503).")
     pool_size: int = Field(default=256, ge=1, description="Pooled upstream connections.")
@@ -62,6 +71,9 @@ class SidecarSettings(BaseModel):
     shadow_concurrency: int = Field(default=8, ge=1, description="Shadow requests in flight at most.")
     shadow_queue: int = Field(default=64, ge=0, description="Shadow copies waiting; more are dropped.")
     shadow_timeout: float = Field(default=10.0, gt=0, description="Seconds per shadow request.")
+    prediction_log_queue: int = Field(
+        default=1024, ge=1, description="Sampled log lines waiting for the writer; more are dropped."
+    )
     compare_max_bytes: int = Field(default=1024 * 1024, ge=0, description="Largest body compared.")
     drain_delay: float = Field(default=0.0, ge=0, description="Seconds to keep serving after SIGTERM.")
     drain_timeout: float = Field(default=25.0, ge=0, description="Seconds to let in-flight requests end.")

@@ -86,3 +86,18 @@ def test_templates_accept_spaces_inside_the_braces() -> None:
 def test_unknown_placeholder_names_the_known_ones() -> None:
     with pytest.raises(ValueError, match=r"unknown placeholder \{\{revison\}\}.*\{\{revision\}\}"):
         q.render_template('x{r="{{revison}}"}', VARIABLES)
+
+
+def test_feature_buckets_put_both_revisions_side_by_side() -> None:
+    stable = q.RevisionSelector(model="iris", namespace="ml", revision="9f8e7d6c5b")
+    assert q.feature_buckets_query(SEL, stable, "sepal_length", "30s") == (
+        "sum by (revision, le) (increase(modeldeploy_input_feature_value_bucket{"
+        'namespace="ml",model="iris",revision=~"1a2b3c4d5e|9f8e7d6c5b",feature="sepal_length"}[30s]))'
+    )
+    # no route label: the sidecar that served the request counts the values
+    assert "route" not in q.feature_buckets_query(SEL, stable, "x", "30s")
+    assert 'revision=~"1a2b3c4d5e"' in q.feature_buckets_query(SEL, SEL, "x", "30s")
+    assert 'feature="a\\"b"' in q.feature_buckets_query(SEL, stable, 'a"b', "30s")
+    other = q.RevisionSelector(model="wine", namespace="ml", revision="9f8e7d6c5b")
+    with pytest.raises(ValueError, match="same ModelDeployment"):
+        q.feature_buckets_query(SEL, other, "x", "30s")

@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from modeldeploy.operator.analysis import queries as q
+from modeldeploy.operator.analysis.drift import DriftGate
 from modeldeploy.operator.analysis.prometheus import PrometheusClient
 from modeldeploy.operator.analysis.results import Verdict
 from modeldeploy.operator.analysis.run import analyze, plan_run
@@ -183,3 +184,45 @@ async def test_a_shadow_run_does_not_ask_about_the_guard(prom: tuple[QueryApi, P
     api, client = prom
     await analyze(SPEC, "iris", "ml", CANARY.revision, STABLE.revision, "shadow", client)
     assert q.guard_tripped_query(CANARY, W) not in api.seen
+
+
+def feature_answer(per_revision: dict[str, dict[str, float]]) -> dict[str, Any]:
+    result = [
+        {"metric": {"revision": revision, "le": le}, "value": [1.0, str(count)]}
+        for revision, buckets in per_revision.items()
+        for le, count in buckets.items()
+    ]
+    return {"resultType": "vector", "result": result}
+
+
+async def test_drift_adds_one_psi_check_per_feature(prom: tuple[QueryApi, PrometheusClient]) -> None:
+    api, client = prom
+    stable: dict[str, float] = {"5.0": 300, "6.0": 700, "+Inf": 1000}
+    api.answers[q.feature_buckets_query(CANARY, STABLE, "sepal_length", W)] = feature_answer(
+        {CANARY.revision: {"5.0": 20, "6.0": 100, "+Inf": 600}, STABLE.revision: stable}
+    )
+    api.answers[q.feature_buckets_query(CANARY, STABLE, "petal_width", W)] = feature_answer(
+        {CANARY.revision: {"5.0": 180, "6.0": 420, "+Inf": 600}, STABLE.revision: stable}
+    )
+    # no series at all for the third feature: inconclusive, not a failure and not a pass
+    gate = DriftGate(("sepal_length", "petal_width", "sepal_width"), 0.2)
+    outcome = await analyze(
+        SPEC, "iris", "ml", CANARY.revision, STABLE.revision, "canary", client, drift=gate
+    )
+    results = {r.metric: r for r in outcome.results}
+    shifted = results["inputPSI/sepal_length"]
+    assert shifted.verdict is Verdict.FAIL and shifted.value is not None and shifted.value > 1
+    assert shifted.threshold == 0.2
+    assert shifted.query == q.feature_buckets_query(CANARY, STABLE, "sepal_length", W)
+    assert "600 values vs stable's 1000" in shifted.message
+    same = results["inputPSI/petal_width"]
+    assert same.verdict is Verdict.PASS and same.value == pytest.approx(0.0, abs=1e-12)
+    missing = results["inputPSI/sepal_width"]
+    assert missing.verdict is Verdict.INCONCLUSIVE and "observed only 0 values" in missing.message
+    assert list(results)[-1] == "cpu", "custom metrics stay last"
+
+
+async def test_no_drift_gate_sends_no_feature_queries(prom: tuple[QueryApi, PrometheusClient]) -> None:
+    api, client = prom
+    await analyze(SPEC, "iris", "ml", CANARY.revision, STABLE.revision, "canary", client)
+    assert not [x for x in api.seen if q.FEATURE_VALUES in x]

@@ -184,3 +184,42 @@ def test_bounds_bracket_the_estimate(n: int, data: st.DataObject, confidence: fl
     lower = stats.lower_confidence_bound(x, n, confidence)
     upper = stats.upper_confidence_bound(x, n, confidence)
     assert 0.0 <= lower <= x / n <= upper <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("a", "x"), [(0.5, 0.1), (1.0, 3.0), (3.0, 2.0), (10.0, 30.0), (2.5, 100.0), (50.0, 45.0), (0.5, 1e-8)]
+)
+def test_upper_incomplete_gamma_matches_scipy(a: float, x: float) -> None:
+    from scipy import special
+
+    assert stats.regularized_gamma_q(a, x) == pytest.approx(float(special.gammaincc(a, x)), rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        [[10, 20, 30], [15, 25, 5]],
+        [[120, 300, 410, 280, 90], [110, 320, 400, 300, 70]],
+        [[0, 10, 90, 300, 600], [120, 300, 410, 280, 90]],
+        [[3, 1], [1, 3]],
+        [[10.4, 20.7, 0.0], [12.1, 8.3, 0.0]],  # fractional counts; an empty column is left out
+    ],
+)
+def test_chi_square_homogeneity_matches_scipy(table: list[list[float]]) -> None:
+    statistic, df, p = stats.chi_square_homogeneity(table[0], table[1])
+    kept = [[a, b] for a, b in zip(*table, strict=True) if a + b > 0]
+    reference = scipy_stats.chi2_contingency([list(r) for r in zip(*kept, strict=True)], correction=False)
+    assert statistic == pytest.approx(reference.statistic, rel=1e-9)
+    assert df == reference.dof
+    assert p == pytest.approx(reference.pvalue, rel=1e-7, abs=1e-300)
+
+
+def test_chi_square_homogeneity_without_anything_to_test() -> None:
+    assert stats.chi_square_homogeneity([5, 0], [7, 0]) == (0.0, 0, 1.0)  # one category
+    assert stats.chi_square_homogeneity([0, 0], [3, 4]) == (0.0, 0, 1.0)  # an empty sample
+    with pytest.raises(ValueError, match="same categories"):
+        stats.chi_square_homogeneity([1, 2], [1])
+    with pytest.raises(ValueError, match="negative"):
+        stats.chi_square_homogeneity([1, -2], [1, 2])
+    with pytest.raises(ValueError, match="degrees of freedom"):
+        stats.chi_square_sf(3.0, 0)

@@ -55,7 +55,8 @@ def test_schema_is_structural_and_documented(schema: dict[str, Any]) -> None:
         assert not {"$ref", "oneOf", "allOf", "title", "nullable"} & set(node), path
         if path == ".metadata":
             continue
-        assert node.get("type") or node.get("x-kubernetes-int-or-string"), f"{path} has no type"
+        typed = node.get("type") or node.get("x-kubernetes-int-or-string")
+        assert typed or node.get("x-kubernetes-preserve-unknown-fields"), f"{path} has no type"
         assert node.get("description") or path.endswith(("[]", "[*]")), f"{path} has no description"
         if "anyOf" in node:
             assert node.get("x-kubernetes-int-or-string") is True, path

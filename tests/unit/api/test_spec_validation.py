@@ -133,9 +133,21 @@ def test_full_example_sets_every_field() -> None:
     schema = crdgen.spec_schema()
     full = yaml.safe_load((EXAMPLES / "full.yaml").read_text())
     maps = {".model.resources.requests", ".model.resources.limits"}  # free-form keys
-    used = {
-        path for path in _value_paths(full["spec"], "") if not path.startswith(tuple(f"{m}." for m in maps))
+    free_json = {  # any JSON value (x-kubernetes-preserve-unknown-fields)
+        ".guardrails.goldenRequests.requests.body",
+        ".guardrails.goldenRequests.requests.headers",
+        ".guardrails.goldenRequests.requests.expect.body",
+        ".guardrails.contract.schema",
     }
+    free = tuple(f"{m}." for m in maps | free_json)
+    used = {path for path in _value_paths(full["spec"], "") if not path.startswith(free)}
+    # Alternatives to inline documents (exactly one of the two): examples/guardrails.yaml sets them.
+    alternatives = (".guardrails.goldenRequests.configMapRef", ".guardrails.contract.configMapRef")
+    alternative_example = yaml.safe_load_all((EXAMPLES / "guardrails.yaml").read_text())
+    mdep = next(doc for doc in alternative_example if doc["kind"] == "ModelDeployment")
+    alternative_paths = {p for p in _value_paths(mdep["spec"], "") if p.startswith(alternatives)}
+    assert {p for p in _schema_paths(schema, "") if p.startswith(alternatives)} == alternative_paths
+    used |= alternative_paths
     assert _schema_paths(schema, "") - used == set()
     assert used - _schema_paths(schema, "") == set()
 

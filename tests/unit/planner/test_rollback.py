@@ -281,3 +281,41 @@ def test_an_outcome_for_another_revision_or_not_due_is_ignored() -> None:
     d.tick(analysis=early)
     d.tick(analysis=early)
     assert d.status.analysis.consecutive_failures == failures
+
+
+def test_a_running_step_whose_pods_vanish_holds_and_rolls_back_after_the_progress_deadline() -> None:
+    d = rolling()
+    d.cluster.auto_ready = False
+    d.cluster.set_ready(R2, 0)  # the canary pods were deleted, or the Deployment scaled to 0
+    d.advance(120)  # far beyond the step's 1m: it must not end without its pods
+    status = d.status
+    assert status.current_step == 1 and status.canary_revision == R2
+    assert status.waiting_for_pods_since is not None
+    assert condition(d, "Progressing")[1] == "PodsLost"
+    assert d.cluster.deployments[R2].replicas == 1, "the Deployment stays asked for its pods"
+    d.advance(175)  # progressDeadline 5m counts from the first tick that saw the loss
+    assert d.status.canary_revision == R2
+    d.advance(10)
+    status = d.status
+    assert status.phase == "Failed" and status.aborted_revision == R2
+    assert "lost its pods during step 2/4" in (status.rollback_reason or "")
+    assert "Promoted" not in d.reasons()
+    assert entry_selector(d) == R1
+
+
+def test_a_running_step_whose_pods_come_back_carries_on_to_promotion() -> None:
+    d = rolling()
+    d.cluster.auto_ready = False
+    d.cluster.set_ready(R2, 0)
+    d.advance(120)
+    assert d.status.current_step == 1
+    d.cluster.auto_ready = True
+    d.cluster.set_ready(R2)
+    d.tick()
+    assert d.status.current_step == 2, "the held step ends once its pods are back"
+    d.action("promote@1")  # past the final pause step
+    d.run_until(lambda x: x.status.current_step == 3)
+    d.action("promote@2")
+    d.run_until(lambda x: x.status.phase == "Succeeded")
+    assert d.status.stable_revision == R2
+    assert d.reasons().count("Promoted") == 1

@@ -7,6 +7,9 @@ where it was served. Shadow copies are served by the shadow revision's own sidec
 there); their comparison results are counted by the stable sidecar that sent them, in
 `modeldeploy_shadow_requests_total{revision=<shadow revision>, result=match|mismatch|error|dropped}`.
 
+Input drift: `modeldeploy_input_feature_value_bucket{feature, le}` histograms, counted by the sidecar
+that served the request (like `route="local"`), compared between the new and the stable revision.
+
 Every query covers one window ending now: `increase(...[w])` for counts, `rate(...[w])` inside
 `histogram_quantile` for latency. Errors are responses with a 5xx status code.
 """
@@ -23,6 +26,7 @@ REQUESTS = "modeldeploy_requests_total"
 DURATION = "modeldeploy_request_duration_seconds"
 SHADOW = "modeldeploy_shadow_requests_total"
 GUARD = "modeldeploy_guard_tripped"
+FEATURE_VALUES = "modeldeploy_input_feature_value"
 ERROR_CODES = "5.."
 COMPARED_RESULTS = ("match", "mismatch", "error")
 """Shadow results that count as compared; `dropped` copies were never sent (the stable sidecar was busy)."""
@@ -99,6 +103,28 @@ def latency_quantile_query(sel: RevisionSelector, window: str, quantile: float =
 def latency_buckets_query(sel: RevisionSelector, window: str) -> str:
     """Cumulative request counts per latency bucket (`le`) in the window; `+Inf` is every request."""
     return f"sum by (le) (increase({DURATION}_bucket{sel.served()}[{window}]))"
+
+
+def feature_buckets_query(new: RevisionSelector, stable: RevisionSelector, feature: str, window: str) -> str:
+    """Cumulative observations of one input feature per revision and histogram bucket in the window.
+
+    One query for both revisions (`sum by (revision, le)`), so the status shows a query that puts
+    them side by side. Counted by the sidecar that served the request (no `route` label): the
+    canary's own sidecar for forwarded requests, the shadow's for shadow copies. `+Inf` is every
+    observed value.
+    """
+    if (new.model, new.namespace) != (stable.model, stable.namespace):
+        raise ValueError("both revisions must belong to the same ModelDeployment")
+    revisions = "|".join(re.escape(r) for r in dict.fromkeys((new.revision, stable.revision)))
+    matchers = ",".join(
+        [
+            f"namespace={promql_string(new.namespace)}",
+            f"model={promql_string(new.model)}",
+            f"revision=~{promql_string(revisions)}",
+            f"feature={promql_string(feature)}",
+        ]
+    )
+    return f"sum by (revision, le) (increase({FEATURE_VALUES}_bucket{{{matchers}}}[{window}]))"
 
 
 def guard_tripped_query(sel: RevisionSelector, window: str) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from modeldeploy.operator.analysis import drift as d
 from modeldeploy.operator.analysis import queries as q
 from modeldeploy.operator.analysis import verdict as v
 from modeldeploy.operator.analysis.prometheus import (
@@ -58,6 +59,9 @@ class Plan:
 
     def shadow_results(self) -> str:
         return q.shadow_results_query(self.canary, self.window)
+
+    def feature_buckets(self, feature: str) -> str:
+        return q.feature_buckets_query(self.canary, self.stable, feature, self.window)
 
 
 Fetched = dict[str, QueryResult | PrometheusError]
@@ -138,7 +142,9 @@ class Check:
     judge: JudgeFn
 
 
-def _checks(spec: AnalysisSpec, plan: Plan, phase_kind: PhaseKind, judge: v.Judge) -> list[Check]:
+def _checks(
+    spec: AnalysisSpec, plan: Plan, phase_kind: PhaseKind, judge: v.Judge, drift: d.DriftGate | None
+) -> list[Check]:
     c, s = plan.canary, plan.stable
     checks: list[Check] = []
     slo = spec.slo
@@ -219,10 +225,38 @@ def _checks(spec: AnalysisSpec, plan: Plan, phase_kind: PhaseKind, judge: v.Judg
             [plan.shadow_results()],
             agreement,
         )
+    if drift is not None:
+        checks.extend(_drift_check(feature, drift.max_psi, plan, judge) for feature in drift.features)
     variables = _template_variables(plan)
     for metric in spec.metrics:
         checks.append(_custom_check(metric, variables))
     return checks
+
+
+def _feature_buckets(fetched: Fetched, query: str, revision: str) -> dict[float, float]:
+    out: dict[float, float] = {}
+    for sample in _result(fetched, query).samples:
+        if sample.labels.get("revision") != revision:
+            continue
+        try:
+            out[float(sample.labels.get("le", ""))] = 0.0 if math.isnan(sample.value) else sample.value
+        except ValueError:
+            continue
+    return out
+
+
+def _drift_check(feature: str, max_psi: float, plan: Plan, judge: v.Judge) -> Check:
+    query = plan.feature_buckets(feature)
+    new, old = plan.canary.revision, plan.stable.revision
+    return Check(
+        d.metric_name(feature),
+        max_psi,
+        query,
+        (query,),
+        lambda f, shown: d.judge_input_psi(
+            feature, _feature_buckets(f, query, new), _feature_buckets(f, query, old), max_psi, judge, shown
+        ),
+    )
 
 
 def _custom_check(metric: CustomMetric, variables: dict[str, str]) -> Check:
@@ -282,12 +316,14 @@ async def analyze(
     window: timedelta | None = None,
     min_window: timedelta = DEFAULT_MIN_WINDOW,
     now: datetime | None = None,
+    drift: d.DriftGate | None = None,
 ) -> AnalysisOutcome:
     """Judge `canary_revision` (the canary, or the shadow during shadow steps) against `spec`.
 
     `stable_revision` is the comparison baseline over the same window: `window` (default: the
     analysis interval), at least `min_window`. `now` (default: the current UTC time) is recorded as
-    the outcome's `at`. Never raises for Prometheus trouble: an unreachable Prometheus makes every
+    the outcome's `at`. `drift` adds one `inputPSI/<feature>` check per feature (see `drift`).
+    Never raises for Prometheus trouble: an unreachable Prometheus makes every
     metric inconclusive, with the reason.
     """
     if phase_kind not in ("canary", "shadow"):
@@ -296,7 +332,7 @@ async def analyze(
         spec, name, namespace, canary_revision, stable_revision, window=window, min_window=min_window
     )
     judge = v.Judge(min_requests=spec.min_requests, confidence=spec.confidence, window=plan.window)
-    checks = _checks(spec, plan, phase_kind, judge)
+    checks = _checks(spec, plan, phase_kind, judge, drift)
     fetched = await _fetch(prom, (query for check in checks for query in check.needs))
     down = next(
         (

@@ -16,12 +16,16 @@ says the true proportion exceeds its limit at the configured confidence:
 
 All p-values are exact up to floating point; zero counts are handled (0 of n errors never fails; 0
 requests gives p = 1).
+
+For input drift (`drift`), Pearson's chi-square test of homogeneity on the two revisions' counts per
+histogram bucket tells whether their input distributions differ beyond sampling noise (asymptotic:
+the chi-square distribution via the regularized incomplete gamma function).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 STABLE_BOUND_SHARE = 0.1
 """Share gamma/alpha of the error budget spent on bounding stable's rate in the margin test."""
@@ -204,3 +208,75 @@ def difference_test_greater(x1: int, n1: int, x2: int, n2: int, delta: float, al
     gamma = alpha * STABLE_BOUND_SHARE
     reference = min(1.0, upper_confidence_bound(x2, n2, 1.0 - gamma) + delta)
     return min(1.0, max(fisher, binomial_sf(x1, n1, reference) + gamma))
+
+
+def regularized_gamma_q(a: float, x: float) -> float:
+    """Q(a, x) = Γ(a, x) / Γ(a), the regularized upper incomplete gamma function (a > 0, x >= 0)."""
+    if a <= 0 or x < 0 or math.isnan(x):
+        raise ValueError(f"need a > 0 and x >= 0, got a={a}, x={x}")
+    if x == 0.0:
+        return 1.0
+    if math.isinf(x):
+        return 0.0
+    log_front = a * math.log(x) - x - math.lgamma(a)
+    max_iterations = 500 + 20 * math.isqrt(int(a) + 1)
+    if x < a + 1.0:  # series for P(a, x)
+        term = total = 1.0 / a
+        denominator = a
+        for _ in range(max_iterations):
+            denominator += 1.0
+            term *= x / denominator
+            total += term
+            if abs(term) < abs(total) * _EPS:
+                return min(1.0, max(0.0, 1.0 - total * math.exp(log_front)))
+        raise ArithmeticError(f"incomplete gamma series did not converge for a={a}, x={x}")
+    # continued fraction for Q(a, x) (modified Lentz)
+    b = x + 1.0 - a
+    c = 1.0 / _TINY
+    d = 1.0 / b
+    h = d
+    for i in range(1, max_iterations + 1):
+        an = -i * (i - a)
+        b += 2.0
+        d = an * d + b
+        d = d if abs(d) > _TINY else _TINY
+        c = b + an / c
+        c = c if abs(c) > _TINY else _TINY
+        d = 1.0 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < _EPS:
+            return min(1.0, max(0.0, math.exp(log_front) * h))
+    raise ArithmeticError(f"incomplete gamma fraction did not converge for a={a}, x={x}")
+
+
+def chi_square_sf(statistic: float, df: int) -> float:
+    """P(X >= statistic) for X ~ chi-square with `df` degrees of freedom."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be at least 1, got {df}")
+    return regularized_gamma_q(df / 2.0, max(0.0, statistic) / 2.0)
+
+
+def chi_square_homogeneity(first: Sequence[float], second: Sequence[float]) -> tuple[float, int, float]:
+    """Pearson's chi-square test that two samples of counts per category share one distribution.
+
+    Returns (statistic, degrees of freedom, p-value). Categories empty in both samples are left out;
+    with fewer than two categories left, or an empty sample, there is nothing to test: (0, 0, 1.0).
+    Counts may be fractional (Prometheus' increase() extrapolates).
+    """
+    if len(first) != len(second):
+        raise ValueError(f"samples need the same categories, got {len(first)} and {len(second)}")
+    if any(c < 0 or math.isnan(c) for c in (*first, *second)):
+        raise ValueError("counts must not be negative or NaN")
+    columns = [(a, b) for a, b in zip(first, second, strict=True) if a + b > 0]
+    n1, n2 = sum(a for a, _ in columns), sum(b for _, b in columns)
+    if len(columns) < 2 or n1 <= 0 or n2 <= 0:
+        return 0.0, 0, 1.0
+    total = n1 + n2
+    statistic = 0.0
+    for a, b in columns:
+        column = a + b
+        e1, e2 = n1 * column / total, n2 * column / total
+        statistic += (a - e1) ** 2 / e1 + (b - e2) ** 2 / e2
+    df = len(columns) - 1
+    return statistic, df, chi_square_sf(statistic, df)

@@ -5,6 +5,18 @@ JSON names are camelCase (as in the CRD), Python names snake_case; both are acce
 """
 
 from modeldeploy.operator.api.durations import format_duration, parse_duration
+from modeldeploy.operator.api.guardrails import (
+    ConfigMapKeyRef,
+    ContractSpec,
+    DriftFeature,
+    DriftSpec,
+    GoldenExpectation,
+    GoldenRequest,
+    GoldenRequestsSpec,
+    GuardrailsSpec,
+    PeriodicGolden,
+    PredictionLogSpec,
+)
 from modeldeploy.operator.api.model import (
     EnvVar,
     EnvVarSource,
@@ -72,11 +84,19 @@ __all__ = [
     "CanarySettings",
     "CanaryStep",
     "Condition",
+    "ConfigMapKeyRef",
+    "ContractSpec",
     "CustomMetric",
     "DrainingRevision",
+    "DriftFeature",
+    "DriftSpec",
     "EnvVar",
     "EnvVarSource",
     "FieldSelector",
+    "GoldenExpectation",
+    "GoldenRequest",
+    "GoldenRequestsSpec",
+    "GuardrailsSpec",
     "HistoryEntry",
     "HttpGet",
     "KeySelector",
@@ -89,7 +109,9 @@ __all__ = [
     "Outcome",
     "PauseSettings",
     "PauseStep",
+    "PeriodicGolden",
     "Phase",
+    "PredictionLogSpec",
     "Probe",
     "PrometheusSpec",
     "ResourceFieldSelector",

@@ -8,6 +8,7 @@ from pydantic import Field, StringConstraints, field_validator
 
 from modeldeploy.operator.api.cel import ApiModel, CelRule, Matches
 from modeldeploy.operator.api.fields import HEADER_PATTERN, Duration, PositiveDuration, bounded
+from modeldeploy.operator.api.guardrails import GuardrailsSpec
 from modeldeploy.operator.api.model import ModelSpec
 from modeldeploy.operator.api.rollout import RolloutSpec
 
@@ -79,4 +80,8 @@ class ModelDeploymentSpec(ApiModel):
     drain_period: Duration = Field(
         default="30s",
         description="After promotion, how long the previous stable revision keeps running before removal.",
+    )
+    guardrails: GuardrailsSpec = Field(
+        default_factory=GuardrailsSpec,
+        description="Golden requests, request data contract, prediction logging and input drift checks.",
     )

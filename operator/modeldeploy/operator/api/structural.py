@@ -120,7 +120,9 @@ class _Converter:
         elif kind == "string":
             if not ({"maxLength", "enum"} & set(node) or node.get("format") == "date-time"):
                 raise SchemaError(f"{path}: a string needs maxLength or enum (bounds the cost of CEL rules)")
-        elif kind is None and not node.get("x-kubernetes-int-or-string"):
+        elif kind is None and not (
+            node.get("x-kubernetes-int-or-string") or node.get("x-kubernetes-preserve-unknown-fields")
+        ):
             raise SchemaError(f"{path or '.'}: every node of a structural schema needs a type")
         return _ordered(node)
 
@@ -171,7 +173,7 @@ class _Converter:
         additional = node.get("additionalProperties")
         if properties is not None and additional not in (None, False):
             raise SchemaError(f"{path}: an object has either properties or additionalProperties, not both")
-        if additional is False:
+        if additional is False or (additional is True and node.get("x-kubernetes-preserve-unknown-fields")):
             node.pop("additionalProperties")
         if properties is not None:
             required = set(node.get("required", []))

@@ -3,7 +3,14 @@
 - One rollout loop (kopf daemon) per ModelDeployment calls `reconcile()` and sleeps until
   the time it asks for (the next step or analysis run) or until it is poked.
 - Watch events poke it: a spec or annotation change of the ModelDeployment (user actions
-  are annotations), or a status change of a Deployment the operator owns.
+  are annotations), a status change of a Deployment the operator owns, or any change to (or
+  deletion of) its routing ConfigMap, so a table deleted or edited by hand is restored at once.
+
+With peering (HA), a replica acts only after a start-up grace (`PEERING_STARTUP_GRACE`): kopf
+resumes a replica as soon as the first peering object it reads shows no higher-priority peer,
+which, for replicas starting together, can be before the others have written their keep-alive.
+During the grace kopf sees them and pauses (stops the loops of) every replica but one, so no
+replica that turns out to be a standby ever writes. See docs/operations.md (High availability).
 
 kopf's own bookkeeping goes to annotations under modeldeploy.io (the status schema is
 structural, so kopf must not write there). Daemons make kopf add a finalizer so a loop is
@@ -13,6 +20,7 @@ stopped before its resource goes away; see docs/operations.md for removing it by
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import kopf
@@ -26,6 +34,10 @@ from modeldeploy.operator.kube import Kube
 from modeldeploy.operator.reconcile import reconcile
 
 MANAGED = {"app.kubernetes.io/managed-by": "modeldeploy"}
+MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED.items())
+PEERING_STARTUP_GRACE = 10.0
+"""Seconds after process start before a peered replica acts (peers' keep-alives become visible)."""
+_process_started = time.monotonic()
 _kube: Kube | None = None
 
 
@@ -51,6 +63,8 @@ def configure_kopf(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.peering.mandatory = current().peering is not None
+    # Only modeldeploy's own ConfigMaps are watched (server-side filter, not every ConfigMap).
+    settings.watching.label_selectors[("v1", "configmaps")] = MANAGED_SELECTOR
     _client()
 
 
@@ -69,13 +83,20 @@ async def rollout_loop(
     **_: Any,
 ) -> None:
     assert namespace is not None, "ModelDeployment is a namespaced resource"
+    if current().peering is not None:
+        grace = PEERING_STARTUP_GRACE - (time.monotonic() - _process_started)
+        if grace > 0:
+            logger.info("peering: waiting %.1fs for peers' keep-alives before acting", grace)
+            await stopped.wait(grace)
+            if stopped:
+                return  # paused in favour of a peer (or shutting down) before acting
     key = (namespace, name)
     wakeup = wakeups.register(key)
     wakeup.fingerprint = _fingerprint(body)
     try:
         while not stopped:
             delay = await reconcile(_client(), namespace, name, current(), logger)
-            await wakeups.sleep(wakeup, delay)
+            await wakeups.sleep(wakeup, delay, stopped.wait())
     finally:
         wakeups.unregister(key)
 
@@ -89,6 +110,13 @@ def modeldeployment_changed(name: str, namespace: str | None, body: kopf.Body, *
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
 def deployment_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+    model = labels.get("modeldeploy.io/model")
+    if model and namespace:
+        wakeups.poke((namespace, model))
+
+
+@kopf.on.event("v1", "configmaps", labels=MANAGED)
+def configmap_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
     model = labels.get("modeldeploy.io/model")
     if model and namespace:
         wakeups.poke((namespace, model))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 Key = tuple[str, str]  # (namespace, name)
@@ -45,8 +46,16 @@ def poke(key: Key, fingerprint: object = None) -> bool:
     return True
 
 
-async def sleep(wakeup: Wakeup, seconds: float) -> None:
-    """Sleep up to `seconds`, returning early when poked."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(wakeup.event.wait(), timeout=max(seconds, 0.0))
+async def sleep(wakeup: Wakeup, seconds: float, stop: Awaitable[object] | None = None) -> None:
+    """Sleep up to `seconds`, returning early when poked or when `stop` completes."""
+    waiters: set[asyncio.Future[object]] = {asyncio.ensure_future(wakeup.event.wait())}
+    if stop is not None:
+        waiters.add(asyncio.ensure_future(stop))
+    try:
+        await asyncio.wait(waiters, timeout=max(seconds, 0.0), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*waiters, return_exceptions=True)
     wakeup.event.clear()

@@ -21,6 +21,7 @@ from modeldeploy.operator.planner.actions import ACTION_ANNOTATION, ACTIONS, act
 from modeldeploy.operator.planner.analysis_runs import AnalysisRequest, analysis_due_at, analysis_request
 from modeldeploy.operator.planner.conditions import finish_status
 from modeldeploy.operator.planner.context import Tick
+from modeldeploy.operator.planner.data_path import data_path
 from modeldeploy.operator.planner.inputs import (
     ModelDeploymentMeta,
     ObservedChildren,
@@ -82,7 +83,7 @@ def plan(
     )
     wake, handled = run(tick, analysis)
     finish_status(tick)
-    rendered = render(tick)
+    rendered = render(tick, data_path(tick))
     # Validate what we wrote (bounded lists, enums) so a bug fails here, not at the API server.
     new_status = ModelDeploymentStatus.model_validate(tick.status.model_dump(by_alias=True))
     due = analysis_due_at(spec, new_status)

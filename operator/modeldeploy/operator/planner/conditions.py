@@ -67,6 +67,14 @@ def _rollout_message(tick: Tick) -> tuple[str, str, bool]:
         ready = tick.ready_replicas(revision)
         reason = "Promoting" if is_promoting(steps, index) else "WaitingForPods"
         return reason, f"revision {revision}: {where}: waiting for pods ({ready}/{need} ready)", False
+    if status.waiting_for_pods_since is not None:  # a running step whose pods were lost
+        need = new_revision_replicas(steps, index, tick.spec.replicas)
+        ready = tick.ready_replicas(revision)
+        return (
+            "PodsLost",
+            f"revision {revision}: {where}: {ready}/{need} pods ready; the step holds until they are back",
+            False,
+        )
     if is_pause(steps, index):
         end = step_end(tick)
         until = "until promoted (kubectl modeldeploy promote)" if end is None else f"until {iso(end)}"

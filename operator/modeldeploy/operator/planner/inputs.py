@@ -90,6 +90,8 @@ class ObservedChildren:
     """Other children of the model found in the cluster (Services, PodDisruptionBudgets, ...).
     Those the plan neither renders nor keeps are deleted; leave empty to delete only the
     children of revisions the planner retires."""
+    documents: Mapping[str, Mapping[str, str] | None] = field(default_factory=dict)
+    """Data of the ConfigMaps the guardrails refer to, by name (None: the ConfigMap does not exist)."""
 
     def __post_init__(self) -> None:
         seen = [r.revision for r in self.revisions]
@@ -109,12 +111,14 @@ class ObservedChildren:
         deployments: Sequence[Mapping[str, Any]],
         routing_configmap: Mapping[str, Any] | None,
         others: Sequence[Mapping[str, Any]] = (),
+        documents: Mapping[str, Mapping[str, str] | None] | None = None,
     ) -> ObservedChildren:
         """From the model's listed Deployments, its routing ConfigMap (or None), and other children."""
         return cls(
             revisions=tuple(ObservedRevision.from_deployment(d) for d in deployments),
             routing=routing_from_configmap(routing_configmap),
             others=tuple(child_ref(obj) for obj in others),
+            documents=dict(documents or {}),
         )
 
 

@@ -26,7 +26,7 @@ from modeldeploy.operator.planner.services import (
     sidecar_rbac,
 )
 from modeldeploy.operator.planner.steps import new_revision_replicas
-from modeldeploy.serving.routing import RoutingTable
+from modeldeploy.serving.routing import DataPathSettings, RoutingTable
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,10 @@ def _revision_children(name: str, revision: str) -> list[ChildRef]:
     ]
 
 
-def render(tick: Tick) -> Rendered:
+def render(tick: Tick, data_path: DataPathSettings | None = None) -> Rendered:
     meta, spec, status, config = tick.meta, tick.spec, tick.status, tick.config
     assert status.stable_revision is not None
-    table = routing_table(meta, spec, status, config, tick.observed.routing)
+    table = routing_table(meta, spec, status, config, tick.observed.routing, data_path)
     manifests: list[Manifest] = [routing_configmap(meta, table)]
     if config.sidecar_rbac:
         manifests += sidecar_rbac(meta)

@@ -8,8 +8,10 @@ Within step ``i`` the rollout is in one of two sub-states, both recorded in stat
   ready within ``progressDeadline``, the revision is rolled back (Failed).
 - *running* (``stepStartedAt`` set): the step ends when its duration has passed (not counting
   time paused) and, if the new revision receives traffic, the latest analysis run finished
-  within the step and passed. An inconclusive or failed run never ends a step. A pause step
-  without a duration ends only by ``promote``.
+  within the step and passed. If the new revision loses ready pods meanwhile (deleted or scaled
+  down by hand), the step holds (``waitingForPodsSince`` set again) until they are back, and
+  the revision is rolled back if they are not within ``progressDeadline``. An inconclusive or
+  failed run never ends a step. A pause step without a duration ends only by ``promote``.
 
 After the last step (``currentStep == len(steps)``) the new revision is scaled to full size;
 once all its pods are ready it becomes stable in one call: the routing table and the entry
@@ -93,6 +95,35 @@ def _step_complete(tick: Tick) -> bool:
     return False
 
 
+def _pods_lost(tick: Tick, need: int) -> list[datetime] | None:
+    """A running step whose new revision lost ready pods (deleted, scaled down by hand) holds.
+
+    The step cannot end until the pods are back (the Deployment is re-applied at its size, so
+    they are recreated); if they are not ready within ``progressDeadline`` of the loss, the
+    revision is rolled back. Returns the wake-up times while holding, None when all is well.
+    """
+    status = tick.status
+    assert status.canary_revision is not None and status.current_step is not None
+    ready = tick.ready_replicas(status.canary_revision)
+    if ready >= need:
+        status.waiting_for_pods_since = None
+        return None
+    since = status.waiting_for_pods_since or tick.now
+    status.waiting_for_pods_since = since
+    deadline = since + tick.progress_deadline
+    where = describe_step(tick.spec.rollout.steps, status.current_step)
+    if tick.now >= deadline:
+        rollback(
+            tick,
+            "ProgressDeadlineExceeded",
+            f"revision {status.canary_revision} lost its pods during {where}: {ready}/{need} ready "
+            f"for {format_duration(tick.now - since)} (progressDeadline {tick.spec.progress_deadline})",
+        )
+        return []
+    tick.note(f"{where}: {ready}/{need} pods of the new revision ready; the step holds until they are back")
+    return [deadline]
+
+
 def promote(tick: Tick) -> None:
     """The new revision becomes stable: routing and entry Service switch, the old one drains."""
     status = tick.status
@@ -169,6 +200,9 @@ def progress(tick: Tick) -> list[datetime]:
             status.waiting_for_pods_since = None
             tick.normal("StepStarted", f"revision {status.canary_revision}: {describe_step(steps, index)}")
             continue
+        lost = _pods_lost(tick, need=new_revision_replicas(steps, index, replicas))
+        if lost is not None:
+            return lost
         if _step_complete(tick):
             enter_step(tick, index + 1)
             continue

@@ -11,7 +11,14 @@ from __future__ import annotations
 from modeldeploy.operator.api import ModelDeploymentSpec, ModelDeploymentStatus
 from modeldeploy.operator.planner.inputs import ModelDeploymentMeta, PlannerConfig
 from modeldeploy.operator.planner.labels import revision_name
-from modeldeploy.serving.routing import Backend, CanaryRoute, Comparison, RoutingTable, ShadowRoute
+from modeldeploy.serving.routing import (
+    Backend,
+    CanaryRoute,
+    Comparison,
+    DataPathSettings,
+    RoutingTable,
+    ShadowRoute,
+)
 
 
 def revision_url(meta: ModelDeploymentMeta, revision: str, config: PlannerConfig) -> str:
@@ -26,6 +33,7 @@ def routing_table(
     status: ModelDeploymentStatus,
     config: PlannerConfig,
     observed: RoutingTable | None,
+    data_path: DataPathSettings | None = None,
 ) -> RoutingTable:
     stable = status.stable_revision
     if stable is None:
@@ -50,6 +58,7 @@ def routing_table(
         ),
         sticky_header=spec.traffic.sticky_header,
         comparison=Comparison(mode=comparison.mode, tolerance=comparison.tolerance),
+        data_path=data_path if data_path is not None else DataPathSettings(),
     )
     if observed is None:
         return table.model_copy(update={"generation": 1})

@@ -1,0 +1,328 @@
+"""Fault tests (issue 9) in the e2e environment: real control plane, operator, Prometheus,
+sidecars and BentoML. Each test injects one fault into a live rollout under steady traffic and
+asserts the outcome an undisturbed run has (promoted exactly once, or rolled back), plus what must
+never happen meanwhile (a promotion without analysis or pods, a client error, a second actor).
+
+- the operator SIGKILLed in every phase of a promotion, and of a rollback, and restarted;
+- two peered operator replicas: exactly one reconciles;
+- the API server restarted mid-rollout;
+- Prometheus down (no promotion) and back (the rollout resumes and promotes);
+- the canary's Deployment scaled to 0 by hand mid-step;
+- the routing ConfigMap deleted and corrupted by hand.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.cluster.localcluster import LocalCluster
+from tests.support.e2e_env import E2EEnv
+from tests.support.e2e_faults import (
+    PeeredOperators,
+    Status,
+    Watch,
+    delete_model,
+    deployment_replicas,
+    duplicate_history,
+    event_reasons,
+    pods_of,
+    restart_operator,
+    restart_prometheus,
+    sidecar_metric,
+)
+from tests.support.e2e_scenarios import deploy_stable, new_revision_spec
+
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
+
+FAST_ANALYSIS: dict[str, Any] = {
+    "interval": "2s",
+    "failureLimit": 2,
+    "minRequests": 10,
+    "inconclusiveLimit": 60,
+    "slo": {"latencyP99": "500ms", "errorRate": 0.05},
+}
+STEPS: list[dict[str, Any]] = [
+    {"shadow": {"percent": 50, "duration": "4s"}},
+    {"canary": {"weight": 25, "duration": "4s"}},
+    {"canary": {"weight": 50, "duration": "4s"}},
+]
+
+
+@pytest.fixture(scope="module")
+def env(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EEnv]:
+    e2e = E2EEnv(cluster, tmp_path_factory.mktemp("faults")).start()
+    try:
+        yield e2e
+    finally:
+        e2e.stop()
+
+
+def client_errors(samples: list[Any]) -> list[Any]:
+    return [s for s in samples if s.status >= 500 or s.status == 0]
+
+
+def promoted(new: str) -> Callable[[Status], bool]:
+    return lambda s: s.get("phase") == "Succeeded" and s.get("stableRevision") == new
+
+
+def assert_promoted_once(env: E2EEnv, name: str, status: Status, new: str) -> None:
+    assert not duplicate_history(status), status["history"]
+    assert [h["outcome"] for h in status["history"] if h["revision"] == new] == ["Promoted"]
+    assert event_reasons(env, name)["Promoted"] == 1, env.events(name)
+    routing = env.routing(name)
+    assert routing["stable"]["revision"] == new and not routing.get("canary") and not routing.get("shadow")
+    selector = env.core.read_namespaced_service(name, env.namespace).spec.selector
+    assert selector["modeldeploy.io/revision"] == new
+
+
+def test_routing_configmap_deleted_or_corrupted_is_restored_and_sidecars_keep_serving(env: E2EEnv) -> None:
+    name = "cm"
+    stable = deploy_stable(env, name, analysis=FAST_ANALYSIS)
+    load = env.start_load(name)
+    env.wait(lambda: load.by_revision().get(stable, 0) > 10, 30, "traffic served by stable")
+    (pod,) = pods_of(env, stable)
+    started = time.time()
+
+    def routing_errors() -> float:
+        return sidecar_metric(pod, "modeldeploy_routing_errors_total")
+
+    errors = routing_errors()
+    env.core.delete_namespaced_config_map(f"{name}-routing", env.namespace)
+    t0 = time.monotonic()
+    env.wait(lambda: _routing_or_none(env, name), 10, "the deleted routing ConfigMap to be restored")
+    restored_after = time.monotonic() - t0
+    assert env.routing(name)["stable"]["revision"] == stable
+    env.wait(lambda: routing_errors() > errors, 10, "the sidecar to notice the deletion")
+
+    errors = routing_errors()
+    env.core.patch_namespaced_config_map(
+        f"{name}-routing", env.namespace, {"data": {"routing.json": '{"stable": {"revision": '}}
+    )
+    t0 = time.monotonic()
+    env.wait(lambda: _routing_or_none(env, name), 10, "the corrupted routing table to be restored")
+    repaired_after = time.monotonic() - t0
+    # The sidecar saw the corrupt table (watch events are not coalesced), rejected it and kept the
+    # last good one: its generation never fell back to -1 (no table).
+    env.wait(lambda: routing_errors() > errors, 10, "the sidecar to reject the corrupt table")
+    assert sidecar_metric(pod, "modeldeploy_routing_generation") >= 1
+    time.sleep(2)  # traffic keeps flowing through the restored table
+    load.stop()
+
+    # Restored on the ConfigMap's watch event, not by the 30-second resync.
+    assert restored_after < 8 and repaired_after < 8, (restored_after, repaired_after)
+    log = (env.workdir / "pods" / f"{pod.name}.sidecar.log").read_text(errors="replace")
+    assert "deleted; keeping the table in force" in log, log[-2000:]
+    assert "rejected, keeping the one in force" in log, log[-2000:]
+    samples = load.since(started)
+    assert len(samples) > 20 and not client_errors(samples), client_errors(samples)[:5]
+    assert {s.revision for s in samples} == {stable}
+    delete_model(env, name)
+
+
+def _routing_or_none(env: E2EEnv, name: str) -> dict[str, Any] | None:
+    try:
+        return env.routing(name)
+    except Exception:  # 404 while deleted, ValueError while corrupt
+        return None
+
+
+def test_canary_scaled_to_zero_by_hand_is_restored_and_never_promoted(env: E2EEnv) -> None:
+    name = "vanish"
+    steps = [{"canary": {"weight": 50, "duration": "20s"}}]
+    stable = deploy_stable(env, name, analysis=FAST_ANALYSIS, steps=steps)
+    load = env.start_load(name)
+    env.patch_spec(name, new_revision_spec(env, name, variant="b"))
+    watch = Watch(env, name)
+    running = watch.until(lambda s: bool(s.get("stepStartedAt")), 90, "the canary step running")
+    new = running["canaryRevision"]
+    env.wait(lambda: load.by_revision().get(new, 0) > 5, 30, "traffic reaching the canary")
+
+    env.cluster.kubectl("scale", "-n", env.namespace, f"deployment/{name}-{new}", "--replicas=0")
+    # The operator re-applies the Deployment at the step's size (poked by the Deployment's change).
+    env.wait(lambda: deployment_replicas(env, name, new) == 1, 10, "the canary Deployment scaled back")
+    final = watch.until(lambda s: s.get("phase") in ("Succeeded", "RolledBack", "Failed"), 120, "an outcome")
+    load.stop()
+
+    assert watch.stable_revisions() == {stable}, "never promoted"
+    assert final["phase"] == "RolledBack" and final["abortedRevision"] == new
+    # While its pods were gone the sidecars' guard stopped sending it traffic and analysis failed.
+    failed = [r["metric"] for r in final["analysis"]["results"] if r["verdict"] == "Fail"]
+    assert failed, final["analysis"]
+    assert not duplicate_history(final)
+    assert env.routing(name)["stable"]["revision"] == stable and not env.routing(name).get("canary")
+    delete_model(env, name)
+
+
+def test_prometheus_down_blocks_promotion_and_the_rollout_promotes_once_it_is_back(env: E2EEnv) -> None:
+    name = "blackout"
+    stable = deploy_stable(env, name, analysis=FAST_ANALYSIS, steps=STEPS)
+    load = env.start_load(name)
+    env.patch_spec(name, new_revision_spec(env, name, variant="b"))
+    watch = Watch(env, name)
+    running = watch.until(lambda s: s.get("currentStep") == 1 and bool(s.get("stepStartedAt")), 90, "canary")
+    new = running["canaryRevision"]
+    assert env.prometheus is not None
+    env.prometheus.stop()
+    try:
+        watch.until(
+            lambda s: s.get("analysis", {}).get("consecutiveInconclusive", 0) >= 3, 60, "inconclusive runs"
+        )
+        time.sleep(12)  # longer than every remaining step: still no promotion without analysis
+        held = watch.status()
+    finally:
+        restart_prometheus(env)
+    assert held["currentStep"] == running["currentStep"] and held["stableRevision"] == stable, held
+    messages = " ".join(r["message"] for r in held["analysis"]["results"]).lower()
+    assert "unreachable" in messages, messages
+
+    final = watch.until(promoted(new), 120, "the promotion once Prometheus is back")
+    load.stop()
+    assert watch.stable_revisions() == {stable, new}
+    assert_promoted_once(env, name, final, new)
+    assert not client_errors(load.samples), client_errors(load.samples)[:5]
+    delete_model(env, name)
+
+
+def test_api_server_restarted_mid_rollout_the_operator_recovers_and_promotes(env: E2EEnv) -> None:
+    name = "apiserver"
+    stable = deploy_stable(env, name, analysis=FAST_ANALYSIS, steps=STEPS)
+    load = env.start_load(name)
+    env.patch_spec(name, new_revision_spec(env, name, variant="b"))
+    watch = Watch(env, name)
+    running = watch.until(lambda s: s.get("currentStep") == 1 and bool(s.get("stepStartedAt")), 90, "canary")
+    new = running["canaryRevision"]
+    assert env.operator is not None
+    operator = env.operator
+
+    env.cluster.restart_apiserver(downtime=3.0)
+    final = watch.until(promoted(new), 120, "the promotion after the API server restart")
+    load.stop()
+
+    assert operator.alive() and env.operator is operator, "the same operator process recovered"
+    assert watch.stable_revisions() == {stable, new}
+    assert_promoted_once(env, name, final, new)
+    # The data plane does not depend on the API server: no client saw an error.
+    assert not client_errors(load.samples), client_errors(load.samples)[:5]
+    delete_model(env, name)
+
+
+KILL_POINTS_PROMOTION: list[tuple[str, Callable[[Status], bool]]] = [
+    ("pods starting", lambda s: s.get("currentStep") == 0 and not s.get("stepStartedAt")),
+    ("shadow step", lambda s: s.get("currentStep") == 0 and bool(s.get("stepStartedAt"))),
+    ("canary 25%", lambda s: s.get("currentStep") == 1 and bool(s.get("stepStartedAt"))),
+    ("canary 50%", lambda s: s.get("currentStep") == 2 and bool(s.get("stepStartedAt"))),
+    ("promotion", lambda s: s.get("currentStep") == 3),
+]
+
+
+def _in_rollout(phase: Callable[[Status], bool]) -> Callable[[Status], bool]:
+    return lambda s: bool(s.get("canaryRevision")) and phase(s)
+
+
+def test_operator_killed_in_every_phase_of_a_promotion_promotes_exactly_once(env: E2EEnv) -> None:
+    """One rollout hosts all the kills: each phase is caught, the operator SIGKILLed and restarted."""
+    name = "kills"
+    stable = deploy_stable(env, name, analysis=FAST_ANALYSIS, steps=STEPS, replicas=2)
+    load = env.start_load(name)
+    env.patch_spec(name, {**new_revision_spec(env, name, variant="b"), "drainPeriod": "8s"})
+    watch = Watch(env, name)
+    killed: list[str] = []
+    new = ""
+    for phase, predicate in KILL_POINTS_PROMOTION:
+        status = watch.until(_in_rollout(predicate), 90, phase)
+        new = status["canaryRevision"]
+        restart_operator(env)
+        killed.append(phase)
+    draining = watch.until(
+        lambda s: promoted(new)(s) and any(d["revision"] == stable for d in s.get("draining") or []),
+        90,
+        "the old stable draining after the promotion",
+    )
+    restart_operator(env)
+    killed.append("drain")
+    final = watch.until(lambda s: promoted(new)(s) and not s.get("draining"), 60, "the drain to finish")
+    load.stop()
+
+    assert killed == [p for p, _ in KILL_POINTS_PROMOTION] + ["drain"]
+    assert draining["stableRevision"] == new
+    assert watch.stable_revisions() == {stable, new}
+    # No step skipped: every step of the rollout was seen running after the kills.
+    assert {s.get("currentStep") for s in watch.seen if s.get("stepStartedAt")} >= {0, 1, 2}
+    assert_promoted_once(env, name, final, new)
+    assert deployment_replicas(env, name, stable) in (0, None), "the old stable scaled down or removed"
+    assert not client_errors(load.samples), client_errors(load.samples)[:5]
+    delete_model(env, name)
+
+
+def test_operator_killed_before_and_during_a_rollback_rolls_back_exactly_once(env: E2EEnv) -> None:
+    name = "kills-bad"
+    analysis = {**FAST_ANALYSIS, "failureLimit": 3}
+    steps = [{"canary": {"weight": 50, "duration": "60s"}}]
+    stable = deploy_stable(env, name, analysis=analysis, steps=steps)
+    load = env.start_load(name)
+    spec = new_revision_spec(env, name, variant="b", env={"IRIS_FAIL_RATE": "0.4"})
+    env.patch_spec(name, {**spec, "drainPeriod": "8s"})
+    watch = Watch(env, name)
+    failing = watch.until(
+        lambda s: (
+            s.get("phase") == "Progressing" and s.get("analysis", {}).get("consecutiveFailures", 0) >= 1
+        ),
+        90,
+        "a failed analysis run",
+    )
+    bad = failing["canaryRevision"]
+    restart_operator(env)
+    rolled_back = watch.until(
+        lambda s: (
+            s.get("phase") == "RolledBack" and any(d["revision"] == bad for d in s.get("draining") or [])
+        ),
+        90,
+        "the rollback, with the bad revision draining",
+    )
+    restart_operator(env)
+    env.wait(
+        lambda: deployment_replicas(env, name, bad) == 0, 60, "the bad revision scaled to 0 after the drain"
+    )
+    final = watch.status()
+    load.stop()
+
+    assert rolled_back["abortedRevision"] == bad and final["abortedRevision"] == bad
+    assert final["phase"] == "RolledBack" and not final.get("draining")
+    assert watch.stable_revisions() == {stable}
+    assert not duplicate_history(final), final["history"]
+    assert [h["outcome"] for h in final["history"] if h["revision"] == bad] == ["RolledBack"]
+    assert event_reasons(env, name)["RolledBack"] == 1, env.events(name)
+    assert env.routing(name)["stable"]["revision"] == stable and not env.routing(name).get("canary")
+    delete_model(env, name)
+
+
+def test_two_peered_operator_replicas_exactly_one_acts_during_a_rollout(env: E2EEnv) -> None:
+    name = "peered"
+    stable = deploy_stable(env, name, analysis=FAST_ANALYSIS, steps=STEPS[1:])
+    load = env.start_load(name)
+    assert env.operator is not None
+    env.operator.stop()
+    peers = PeeredOperators(env).start()
+    try:
+        env.patch_spec(name, new_revision_spec(env, name, variant="b"))
+        watch = Watch(env, name)
+        new = watch.until(lambda s: bool(s.get("canaryRevision")), 60, "the rollout to start")[
+            "canaryRevision"
+        ]
+        final = watch.until(promoted(new), 120, "the promotion by the peered replicas")
+        reconciles = [p.reconciles() for p in peers.processes]
+        logs = peers.logs()
+    finally:
+        peers.stop()
+        env.start_operator()
+    load.stop()
+
+    assert sorted(r > 0 for r in reconciles) == [False, True], (reconciles, logs)
+    assert "conflicting operators with the same priority" not in logs
+    assert watch.stable_revisions() == {stable, new}
+    assert_promoted_once(env, name, final, new)
+    delete_model(env, name)

@@ -1,0 +1,199 @@
+"""Fuzzed routing tables: the parser answers a RoutingTable or a pydantic ValidationError, nothing
+else, and a sidecar given bad tables (by the ConfigMap watcher or the file) keeps the last good one.
+
+Inputs: a complete valid table (every section, data path included) mutated field by field
+(deleted, replaced by any JSON value, odd numbers and strings), random bytes, truncated and
+deeply nested JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kubernetes.client import ApiClient
+from pydantic import ValidationError
+
+from modeldeploy.serving.data_path import DataPathError
+from modeldeploy.serving.routing import ROUTING_KEY, RoutingTable
+from modeldeploy.serving.routing_configmap import ConfigMapWatcher
+from modeldeploy.serving.server import Sidecar
+from modeldeploy.serving.settings import load_settings
+
+GOOD: dict[str, Any] = {
+    "model": "iris",
+    "namespace": "ml",
+    "stable": {"revision": "aaaa", "url": "http://iris-aaaa.ml.svc:8080"},
+    "canary": {"revision": "bbbb", "url": "http://iris-bbbb.ml.svc:8080", "weight": 10},
+    "shadow": {"revision": "cccc", "url": "http://iris-cccc.ml.svc:8080", "percent": 50},
+    "stickyHeader": "x-modeldeploy-key",
+    "comparison": {"mode": "numeric", "tolerance": 0.001},
+    "guard": {"window": 20, "maxErrorRatio": 0.5, "minRequests": 5},
+    "generation": 3,
+    "dataPath": {
+        "contract": {"schema": {"type": "object"}, "policy": "reject"},
+        "predictionLog": {"sampleRate": 0.1, "sink": "file", "path": "/tmp/p.jsonl", "redact": ["ssn"]},
+        "drift": {"features": [{"name": "f0", "path": "/features/*/0", "buckets": [1, 2, 3]}]},
+    },
+}
+
+
+def _paths(doc: Any, prefix: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    out: list[tuple[str | int, ...]] = []
+    items = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else []
+    for key, value in items:
+        out.append((*prefix, key))
+        out += _paths(value, (*prefix, key))
+    return out
+
+
+PATHS = _paths(GOOD)
+
+odd_numbers = st.sampled_from([0, -1, -0.0, 1e308, -1e308, 2**63, -(2**63), 100.0000001, 1e-320, 0.5, 101])
+odd_strings = st.sampled_from(
+    ["", " ", "\x00", "ftp://x", "http://", "a" * 10_000, "é", "x:y", "\r\n", "NaN"]
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=10,
+)
+replacements = odd_numbers | odd_strings | json_values
+
+
+@st.composite
+def mutated_tables(draw: st.DrawFn) -> bytes:
+    doc = copy.deepcopy(GOOD)
+    for _ in range(draw(st.integers(1, 4))):
+        path = draw(st.sampled_from(PATHS))
+        parent: Any = doc
+        for key in path[:-1]:
+            try:
+                parent = parent[key]
+            except (KeyError, IndexError, TypeError):
+                break
+        else:
+            key = path[-1]
+            if isinstance(parent, dict) and draw(st.booleans()):
+                parent.pop(key, None)
+            elif isinstance(parent, dict):
+                parent[key] = draw(replacements)
+            elif isinstance(parent, list) and isinstance(key, int) and key < len(parent):
+                parent.__setitem__(key, draw(replacements))
+    return json.dumps(doc).encode()
+
+
+good_text = json.dumps(GOOD).encode()
+contents = st.one_of(
+    mutated_tables(),
+    st.binary(max_size=300),
+    st.integers(0, len(good_text)).map(lambda cut: good_text[:cut]),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.integers(1, 5000).map(lambda depth: b"[" * depth + b"]" * depth),
+    st.just(
+        b'{"model": "iris", "namespace": "ml", "stable": {"revision": "a", "url": "http://x"}, '
+        b'"generation": 1e999}'
+    ),
+)
+
+
+def parse(content: bytes) -> RoutingTable | None:
+    """RoutingTable.from_json, with ValidationError as None; any other exception fails the test."""
+    try:
+        return RoutingTable.from_json(content)
+    except ValidationError as exc:
+        assert exc.errors(), "a ValidationError names what is wrong"
+        return None
+
+
+def test_the_unmutated_table_is_valid() -> None:
+    table = parse(good_text)
+    assert table is not None and table.canary is not None and table.data_path.drift is not None
+
+
+@settings(max_examples=400, deadline=None)
+@given(content=contents)
+def test_parser_answers_a_table_or_a_validation_error(content: bytes) -> None:
+    table = parse(content)
+    if table is not None:
+        # What the parser accepts, the operator can write back unchanged (to_json is the wire form).
+        assert RoutingTable.from_json(table.to_json()) == table
+
+
+ENV = {
+    "MODELDEPLOY_MODEL": "iris",
+    "MODELDEPLOY_NAMESPACE": "ml",
+    "MODELDEPLOY_REVISION": "aaaa",
+    "MODELDEPLOY_UPSTREAM": "http://127.0.0.1:3000",
+    "MODELDEPLOY_ROUTING_CONFIGMAP": "iris-routing",
+}
+
+
+def errors_counted(sidecar: Sidecar) -> float:
+    value = sidecar.metrics.registry.get_sample_value(
+        "modeldeploy_routing_errors_total", {"model": "iris", "namespace": "ml", "revision": "aaaa"}
+    )
+    return value or 0.0
+
+
+def data_path_usable(table: RoutingTable) -> bool:
+    """Whether a fresh sidecar could put the table's dataPath section in force."""
+    try:
+        Sidecar(load_settings([], ENV)).data_path.prepare(table.data_path)
+    except DataPathError:
+        return False
+    return True
+
+
+@settings(max_examples=150, deadline=None)
+@given(content=contents)
+def test_sidecar_keeps_the_last_good_table_on_bad_content(content: bytes) -> None:
+    sidecar = Sidecar(load_settings([], ENV))
+    sidecar.apply_routing(good_text, "test")
+    good = sidecar.router.table
+    assert good is not None and errors_counted(sidecar) == 0
+    sidecar.apply_routing(content, "test")
+    parsed = parse(content)
+    if parsed is not None and not data_path_usable(parsed):
+        parsed = None  # valid JSON and fields, but e.g. the contract is not a JSON Schema
+    if parsed is None or (parsed.model, parsed.namespace) != ("iris", "ml"):
+        assert sidecar.router.table is good
+        assert errors_counted(sidecar) == 1
+    else:
+        assert sidecar.router.table == parsed
+
+
+async def test_configmap_watcher_hands_over_only_the_routing_key() -> None:
+    """What the watch delivers as ConfigMap `data` (missing, empty, other keys, garbage) reaches the
+    sidecar only as routing.json content, and garbage never replaces the table in force."""
+    sidecar = Sidecar(load_settings([], ENV))
+    problems: list[str] = []
+
+    def problem(message: str) -> None:
+        problems.append(message)
+        sidecar.routing_problem(message)
+
+    watcher = ConfigMapWatcher(
+        ApiClient(), "ml", "iris-routing", sidecar.apply_routing, problem, watch_timeout=5
+    )
+    watcher._loop = asyncio.get_running_loop()  # as start() would, without the API thread
+    deliveries: list[dict[str, Any] | None] = [
+        {ROUTING_KEY: good_text.decode()},
+        None,
+        {},
+        {"other.json": good_text.decode()},
+        {ROUTING_KEY: ""},
+        {ROUTING_KEY: "{not json"},
+        {ROUTING_KEY: json.dumps({**GOOD, "model": "other"})},
+        {ROUTING_KEY: json.dumps({**GOOD, "canary": {**GOOD["canary"], "weight": 250}})},
+    ]
+    for data in deliveries:
+        watcher._post(data, "watch")
+        await asyncio.sleep(0)  # let the loop run the posted callback
+    assert sidecar.router.table == RoutingTable.from_json(good_text)
+    assert sum("has no key 'routing.json'" in p for p in problems) == 3
+    assert errors_counted(sidecar) == 3 + 4  # three missing keys, four rejected tables
