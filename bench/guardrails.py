@@ -162,7 +162,13 @@ def report(
                 f"| {name} | {ms(row.p50_ms)} | {ms(row.p99_ms)} | {row.p99_ms / base.p99_ms:.2f} "
                 f"| {per_round} | {row.cpu_us_per_request:.0f} | {row.errors} |"
             )
-        lines += ["", f"Noise: the plain sidecar's p99 ranged {spread} ms between rounds."]
+        within = [n for n, r in rows.items() if n != "no guardrails" and r.p99_ms <= max(base.round_p99_ms)]
+        beyond = [n for n in rows if n != "no guardrails" and n not in within]
+        lines += [
+            "",
+            f"Noise: the plain sidecar's p99 ranged {spread} ms between rounds. Pooled p99 within that "
+            f"range: {', '.join(within) or 'none'}; above it: {', '.join(beyond) or 'none'}.",
+        ]
         late = sum(r.late_starts for r in rows.values())
         if late:
             lines.append(f"The load generator started {late} requests more than 5 ms late (machine busy).")

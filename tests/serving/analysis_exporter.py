@@ -7,7 +7,11 @@ same lock that /metrics takes, so every scrape sees whole ticks and ratios are e
     python -m tests.serving.analysis_exporter '<json config>'
     {"port": 9100, "model": "iris", "namespace": "ml", "revision": "aaaa", "tick": 1.0,
      "requests": [{"code": 200, "seconds": 0.05, "count": 7}, {"code": 500, "seconds": 0.4, "count": 3}],
-     "shadow": [{"revision": "bbbb", "result": "match", "count": 9}]}
+     "shadow": [{"revision": "bbbb", "result": "match", "count": 9}],
+     "features": [{"name": "x", "path": "/x", "buckets": [1, 2], "values": [0.5, 1.5, 1.5]}]}
+
+`features` are drift features (the sidecar's own `FeatureHistograms`); every tick observes one
+request body `{"x": v}` per value listed.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from modeldeploy.serving.compare import Verdict
+from modeldeploy.serving.drift import FeatureHistograms
 from modeldeploy.serving.metrics import LOCAL, SidecarMetrics
+from modeldeploy.serving.routing import DriftSettings
 
 
 def main(argv: list[str]) -> None:
@@ -30,6 +36,15 @@ def main(argv: list[str]) -> None:
     metrics = SidecarMetrics(config["model"], config["namespace"], config["revision"])
     lock = threading.Lock()
     revision = config["revision"]
+    features = config.get("features", [])
+    histograms = FeatureHistograms(config["model"], config["namespace"], revision)
+    if features:
+        histograms.configure(
+            DriftSettings.model_validate(
+                {"features": [{k: f[k] for k in ("name", "path", "buckets")} for f in features]}
+            )
+        )
+        metrics.registry.register(histograms)
 
     def tick() -> None:
         with lock:
@@ -39,6 +54,10 @@ def main(argv: list[str]) -> None:
             for spec in config.get("shadow", []):
                 for _ in range(spec["count"]):
                     metrics.observe_shadow(spec["revision"], Verdict(spec["result"]))
+            for feature in features:
+                key = feature["path"].lstrip("/")
+                for value in feature["values"]:
+                    histograms.observe({key: value})
 
     def ticker() -> None:
         interval = float(config.get("tick", 1.0))

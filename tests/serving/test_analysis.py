@@ -3,6 +3,8 @@
 Per second: the canary (its own sidecar) serves 10 requests, 3 of them 500s taking 400 ms and 7 fine
 in 50 ms; stable serves 200, one 503, all in 20 ms, and counts shadow copies to the canary as 90 match,
 8 mismatch, 2 error, 5 dropped. A second model, "quiet", serves 2 requests per second (one a 500).
+Drift features (buckets <= 5, <= 6, > 6): stable observes sepal_length and petal_length 20/50/30 times
+per second; the canary observes sepal_length 2/3/5 (shifted) and petal_length 2/5/3 (the same shares).
 Every number below follows from those rates.
 """
 
@@ -18,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from modeldeploy.operator.analysis import psi
+from modeldeploy.operator.analysis.drift import DriftGate
 from modeldeploy.operator.analysis.prometheus import PrometheusClient
 from modeldeploy.operator.analysis.results import AnalysisOutcome, MetricVerdict, Verdict
 from modeldeploy.operator.analysis.run import analyze
@@ -62,6 +66,19 @@ SPEC = AnalysisSpec.model_validate(
 )
 
 
+def features(**counts: tuple[int, int, int]) -> list[dict[str, Any]]:
+    """Drift features with buckets 5 and 6: per second, counts[i] values in the i-th bucket."""
+    return [
+        {
+            "name": name,
+            "path": f"/{name}",
+            "buckets": [5.0, 6.0],
+            "values": [4.8] * low + [5.5] * mid + [6.5] * high,
+        }
+        for name, (low, mid, high) in counts.items()
+    ]
+
+
 def start_exporter(workdir: Path, name: str, config: dict[str, Any]) -> tuple[Proc, str]:
     port = free_port()
     argv = [PYTHON, "-m", "tests.serving.analysis_exporter", json.dumps({"port": port, **config})]
@@ -92,6 +109,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                 {"code": 200, "seconds": 0.05, "count": 7},
                 {"code": 500, "seconds": 0.4, "count": 3},
             ],
+            "features": features(sepal_length=(2, 3, 5), petal_length=(2, 5, 3)),
         },
         "stable": {
             **base,
@@ -101,6 +119,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                 {"code": 200, "seconds": 0.02, "count": 199},
                 {"code": 503, "seconds": 0.02, "count": 1},
             ],
+            "features": features(sepal_length=(20, 50, 30), petal_length=(20, 50, 30)),
             "shadow": [
                 {"revision": CANARY, "result": "match", "count": 90},
                 {"revision": CANARY, "result": "mismatch", "count": 8},
@@ -212,3 +231,37 @@ async def test_prometheus_down_is_inconclusive(tmp_path: Path) -> None:
     for result in after.results:
         assert result.verdict is Verdict.INCONCLUSIVE
         assert result.message.startswith(f"Prometheus unreachable at {prom.url}"), result.message
+
+
+async def test_input_drift_fails_the_shifted_feature_only(client: PrometheusClient) -> None:
+    spec = SPEC.model_copy(update={"metrics": [], "shadow_agreement_min": None})
+    gate = DriftGate(("sepal_length", "petal_length"), 0.1)
+    outcome = await analyze(
+        spec, "iris", "ml", CANARY, STABLE, "canary", client, min_window=WINDOW, drift=gate
+    )
+    sepal = by_metric(outcome)["inputPSI/sepal_length"]
+    assert sepal.verdict is Verdict.FAIL, sepal.message
+    # whole ticks: the shares are exact, so is the PSI (0.2 ln(5/3) * 2, smoothed)
+    assert sepal.value == pytest.approx(psi.psi_of_counts([20, 50, 30], [2, 3, 5]), rel=1e-6)
+    assert sepal.threshold == 0.1 and "[10s]" in sepal.query and 'feature="sepal_length"' in sepal.query
+    assert "the input distributions differ, significant at 95%" in sepal.message
+    petal = by_metric(outcome)["inputPSI/petal_length"]
+    assert petal.verdict is Verdict.PASS, petal.message
+    assert petal.value == pytest.approx(0.0, abs=1e-9)
+
+    itself = await analyze(
+        spec, "iris", "ml", STABLE, STABLE, "canary", client, min_window=WINDOW, drift=gate
+    )
+    assert by_metric(itself)["inputPSI/sepal_length"].verdict is Verdict.PASS
+
+
+async def test_input_drift_without_observations_is_inconclusive(client: PrometheusClient) -> None:
+    spec = SPEC.model_copy(update={"metrics": [], "shadow_agreement_min": None})
+    gate = DriftGate(("sepal_length",), 0.1)
+    outcome = await analyze(
+        spec, "quiet", "ml", "quiet00001", "nonexistent", "canary", client, min_window=WINDOW, drift=gate
+    )
+    result = by_metric(outcome)["inputPSI/sepal_length"]
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert result.value is None
+    assert "observed only 0 values of sepal_length in 10s (minRequests 50)" in result.message

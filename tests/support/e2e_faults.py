@@ -35,9 +35,18 @@ class Watch:
     env: E2EEnv
     name: str
     seen: list[Status] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    changes: list[str] = field(default_factory=list)
+    """Where the rollout was, each time it moved: "12.3s Progressing step=1 running"."""
 
     def status(self) -> Status:
         status = self.env.status(self.name)
+        where = (
+            f"{status.get('phase')} step={status.get('currentStep')} "
+            f"{'running' if status.get('stepStartedAt') else 'waiting'} stable={status.get('stableRevision')}"
+        )
+        if not self.changes or not self.changes[-1].endswith(where):
+            self.changes.append(f"{time.monotonic() - self.started:.1f}s {where}")
         self.seen.append(status)
         return status
 
@@ -78,8 +87,9 @@ def duplicate_history(status: Status) -> list[tuple[str, str]]:
     return [pair for pair, count in pairs.items() if count > 1]
 
 
-def event_reasons(env: E2EEnv, name: str) -> Counter[str]:
-    return Counter(reason for _, reason, _ in env.events(name))
+def event_reasons(env: E2EEnv, name: str, revision: str) -> Counter[str]:
+    """Reasons of the model's Events that name `revision`."""
+    return Counter(reason for _, reason, message in env.events(name) if revision in message)
 
 
 def pods_of(env: E2EEnv, revision: str) -> list[RunningPod]:
@@ -108,11 +118,6 @@ def deployment_replicas(env: E2EEnv, name: str, revision: str) -> int | None:
             return None
         raise
     return int(deployment.spec.replicas or 0)
-
-
-def delete_model(env: E2EEnv, name: str) -> None:
-    """Delete a ModelDeployment (its pods stop) so later scenarios get the machine's CPU."""
-    env.cluster.kubectl("delete", "-n", env.namespace, "modeldeployment", name, "--wait=false")
 
 
 @dataclass

@@ -28,10 +28,11 @@ def model_launcher(bentoml_home: Path) -> Launcher:
             "--working-dir", str(IRIS_DIR), "--host", "127.0.0.1", "--port", str(ports.model),
         ]  # fmt: skip
         env = {
-            "BENTOML_HOME": str(bentoml_home),
             "BENTOML_DO_NOT_TRACK": "true",
             "IRIS_ACCESS_LOG": "0",
             **container_env(container),
+            # The pod's BENTOML_HOME is on its private /tmp emptyDir; on this host it is the test's.
+            "BENTOML_HOME": str(bentoml_home),
         }
         return Launch(argv=argv, env=env)
 

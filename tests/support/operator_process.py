@@ -19,11 +19,24 @@ from tests.cluster.localcluster import ROOT, LocalCluster, free_port
 CRD = ROOT / "crds" / "modeldeployment.yaml"
 
 
-def install_crd(cluster: LocalCluster) -> None:
+def install_crd(cluster: LocalCluster, timeout: float = 60.0) -> None:
+    """Apply the CRD and wait until it is Established.
+
+    `kubectl wait` right after the apply on a just-started control plane has been seen to fail at
+    once (exit 1, not a timeout), so the wait is repeated until the deadline and its error shown.
+    """
     cluster.kubectl("apply", "--server-side", "-f", str(CRD))
-    cluster.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s", "crd/modeldeployments.modeldeploy.io"
-    )
+    deadline = time.monotonic() + timeout
+    while True:
+        done = cluster.kubectl(
+            "wait", "--for=condition=Established", "--timeout=10s", "crd/modeldeployments.modeldeploy.io",
+            check=False,
+        )  # fmt: skip
+        if done.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"CRD not Established after {timeout}s: {done.stderr.strip()}")
+        time.sleep(0.5)
 
 
 class OperatorProcess:

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from modeldeploy.operator import metrics
 from modeldeploy.operator.analysis import metrics as analysis_metrics
+from modeldeploy.operator.analysis.drift import gate_from_spec
 from modeldeploy.operator.analysis.prometheus import PrometheusClients
 from modeldeploy.operator.analysis.results import AnalysisOutcome, MetricVerdict, Verdict
 from modeldeploy.operator.analysis.run import analyze
@@ -82,6 +83,7 @@ async def run_analysis(
         window=request.window,
         min_window=timedelta(seconds=settings.analysis_min_window_seconds),
         now=now,
+        drift=gate_from_spec(spec.guardrails.drift),
     )
     analysis_metrics.record_outcome(meta.namespace, meta.name, outcome)
     return outcome
@@ -102,8 +104,24 @@ def _override_outcome(
     return AnalysisOutcome(revision=revision, results=(result,), at=now)
 
 
-async def _report_bad_spec(kube: Kube, body: dict[str, Any], error: ValidationError, logger: Logger) -> None:
-    problems = "; ".join(f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:5])
+class ChildRejected(Exception):
+    """The API server refused a child the planner rendered from the spec as invalid (422).
+
+    The CRD schema cannot repeat all of Kubernetes' Pod validation (env var sources, probes,
+    quantities), so a spec can pass admission and still yield a Deployment the API server
+    refuses. Retrying cannot help until the spec changes: it is reported like a bad spec.
+    """
+
+    def __init__(self, manifest: dict[str, Any], error: KubeError) -> None:
+        kind, name = manifest.get("kind", "object"), manifest.get("metadata", {}).get("name", "?")
+        super().__init__(f"the API server refused {kind} {name}: {error}")
+
+
+def _validation_problems(error: ValidationError) -> str:
+    return "; ".join(f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:5])
+
+
+async def _report_bad_spec(kube: Kube, body: dict[str, Any], problems: str, logger: Logger) -> None:
     message = f"invalid spec: {problems}"
     status = body.get("status") or {}
     if status.get("phase") == "Failed" and status.get("message") == message:
@@ -128,7 +146,13 @@ async def apply_plan(
     for manifest in result.manifests:
         if observed is not None and not _applied.needs_apply(owner, manifest, observed):
             continue
-        _applied.remember(owner, manifest, await kube.apply(manifest))
+        try:
+            applied = await kube.apply(manifest)
+        except KubeError as exc:
+            if exc.status == 422:
+                raise ChildRejected(manifest, exc) from exc
+            raise
+        _applied.remember(owner, manifest, applied)
     for change in result.scale:
         await kube.patch(DEPLOYMENT, namespace, change.name, {"spec": {"replicas": change.replicas}})
     for ref in result.delete:
@@ -202,7 +226,7 @@ async def _reconcile(
     try:
         spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
     except ValidationError as exc:
-        await _report_bad_spec(kube, body, exc, logger)
+        await _report_bad_spec(kube, body, _validation_problems(exc), logger)
         return settings.resync_seconds
     try:
         status = ModelDeploymentStatus.model_validate(body.get("status") or {})
@@ -225,6 +249,10 @@ async def _reconcile(
     result = plan(meta, spec, status, observed, now, config, analysis=outcome)
     for note in result.notes:
         logger.debug("%s/%s: %s", namespace, name, note)
-    await apply_plan(kube, body, result, namespace, _observed_versions(deployments, routing_cm, name))
+    try:
+        await apply_plan(kube, body, result, namespace, _observed_versions(deployments, routing_cm, name))
+    except ChildRejected as exc:
+        await _report_bad_spec(kube, body, str(exc), logger)
+        return settings.resync_seconds
     _count(result, meta)
     return min(result.requeue_after or settings.resync_seconds, settings.resync_seconds)

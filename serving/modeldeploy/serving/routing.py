@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
@@ -45,6 +46,8 @@ class Backend(_Model):
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"url must start with http:// or https://, got {value!r}")
+        if not urlsplit(value).hostname:
+            raise ValueError(f"url must name a host, got {value!r}")
         return value.rstrip("/")
 
 

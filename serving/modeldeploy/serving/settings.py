@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -27,6 +28,8 @@ class SettingsError(ValueError):
 def _http_url(value: str, what: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise ValueError(f"{what} must be an http:// or https:// URL, got {value!r}")
+    if not urlsplit(value).hostname:
+        raise ValueError(f"{what} must name a host, got {value!r}")
     return value.rstrip("/")
 
 

@@ -10,6 +10,7 @@ import pytest
 from modeldeploy.operator.analysis import drift
 from modeldeploy.operator.analysis.results import Verdict
 from modeldeploy.operator.analysis.verdict import Judge
+from modeldeploy.operator.api.guardrails import DriftSpec
 
 JUDGE = Judge(min_requests=50, confidence=0.95, window="30s")
 Q = "the query"
@@ -29,23 +30,23 @@ SHIFTED = cumulative([0, 10, 30, 90, 200, 300, 370])
 
 
 def test_shifted_inputs_fail_with_feature_value_and_threshold() -> None:
-    result = drift.judge_input_psi("sepal_length", SHIFTED, STABLE, 0.2, JUDGE, Q)
+    result = drift.judge_input_psi("sepal-length", SHIFTED, STABLE, 0.2, JUDGE, Q)
     assert result.verdict is Verdict.FAIL
-    assert result.metric == "inputPSI/sepal_length"
+    assert result.metric == "inputPSI/sepal-length"
     assert result.value is not None and result.value > 1.0
     assert result.threshold == 0.2 and result.query == Q
     assert result.message.startswith(
-        f"inputPSI/sepal_length: PSI {result.value:.3g} (1000 values vs stable's 1000) > 0.2; "
+        f"inputPSI/sepal-length: PSI {result.value:.3g} (1000 values vs stable's 1000) > 0.2; "
         "the input distributions differ, significant at 95% (p="
     )
 
 
 def test_the_same_distribution_passes() -> None:
     doubled = {bound: 2 * count for bound, count in STABLE.items()}
-    result = drift.judge_input_psi("sepal_length", doubled, STABLE, 0.2, JUDGE, Q)
+    result = drift.judge_input_psi("sepal-length", doubled, STABLE, 0.2, JUDGE, Q)
     assert result.verdict is Verdict.PASS
     assert result.value == pytest.approx(0.0, abs=1e-12)
-    assert result.message == "inputPSI/sepal_length: PSI 0 (2000 values vs stable's 1000) <= 0.2"
+    assert result.message == "inputPSI/sepal-length: PSI 0 (2000 values vs stable's 1000) <= 0.2"
 
 
 @pytest.mark.parametrize(
@@ -112,3 +113,11 @@ def test_the_gate_rejects_nonsense() -> None:
         drift.DriftGate(("a",), math.nan)
     with pytest.raises(ValueError, match="unique"):
         drift.DriftGate(("a", "a"), 0.2)
+
+
+def test_the_gate_follows_the_spec() -> None:
+    features = [{"name": "sepal-length", "path": "/features/*/0", "buckets": [5, 6]}]
+    with_gate = DriftSpec.model_validate({"features": features, "maxInputPSI": 0.25})
+    assert drift.gate_from_spec(with_gate) == drift.DriftGate(("sepal-length",), 0.25)
+    assert drift.gate_from_spec(DriftSpec.model_validate({"features": features})) is None  # histograms only
+    assert drift.gate_from_spec(None) is None

@@ -102,6 +102,7 @@ def test_deployment_pod_has_model_and_sidecar_containers() -> None:
     assert model["env"] == [
         {"name": "A", "value": "1"},
         {"name": "B", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "BENTOML_HOME", "value": "/tmp/bentoml"},  # writable: the root filesystem is not
     ]
     assert model["ports"] == [{"name": "model", "containerPort": 3100, "protocol": "TCP"}]
     assert model["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
@@ -269,3 +270,36 @@ def test_now_must_be_utc() -> None:
 
     with pytest.raises(ValueError, match="UTC"):
         plan(META, make_spec(V1), ModelDeploymentStatus(), ObservedChildren(), datetime(2026, 1, 1), CONFIG)
+
+
+def test_pods_meet_the_restricted_pod_security_standard() -> None:
+    """What the restricted profile asks of every container and the pod, and where BentoML writes."""
+    pod = first_plan()[("Deployment", f"iris-{R1}")]["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert "hostNetwork" not in pod and "hostPID" not in pod and "hostIPC" not in pod
+    mounts = {}
+    for container in pod["containers"]:
+        assert container["securityContext"] == {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        }
+        mounts[container["name"]] = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        assert all(not p.get("hostPort") for p in container["ports"])
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert all(set(v) == {"name", "emptyDir"} for v in volumes.values()), "only emptyDir volumes"
+    assert set(mounts["model"].values()) | set(mounts["sidecar"].values()) == set(volumes)
+    model = pod["containers"][0]
+    home = {e["name"]: e.get("value") for e in model["env"]}["BENTOML_HOME"]
+    assert any(home.startswith(path + "/") for path in mounts["model"]), "BENTOML_HOME is writable"
+
+
+def test_a_bentoml_home_from_the_spec_is_kept() -> None:
+    spec = make_spec(V1, model={"image": V1, "env": [{"name": "BENTOML_HOME", "value": "/tmp/home"}]})
+    model = first_plan(spec)[("Deployment", f"iris-{rev_of(spec)}")]["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert [e for e in model["env"] if e["name"] == "BENTOML_HOME"] == [
+        {"name": "BENTOML_HOME", "value": "/tmp/home"}
+    ]

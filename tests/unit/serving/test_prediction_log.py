@@ -151,3 +151,16 @@ def test_violation_field_labels_are_capped() -> None:
         if s.name.endswith("_total")
     }
     assert len(fields) == 51 and "other" in fields and "/f49" in fields and "/f50" not in fields
+
+
+async def test_stdout_sink_writes_whole_lines_to_file_descriptor_1(capfd: pytest.CaptureFixture[str]) -> None:
+    metrics = SidecarMetrics("iris", "ml", "aaaa")
+    plog = PredictionLog("iris", "ml", metrics, queue_size=10)
+    settings = PredictionLogSettings.model_validate({"sampleRate": 1, "redact": ["features"]})
+    plog.configure(settings, plog.open_sink(settings))
+    plog.start()
+    assert plog.submit(prediction(1)) and plog.submit(prediction(2))
+    await plog.close(grace=5)
+    lines = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
+    assert [line["traceId"] for line in lines] == ["t1", "t2"]
+    assert lines[0]["request"] == {"features": "[REDACTED]"}

@@ -23,6 +23,7 @@ from modeldeploy.serving.routing import ROUTING_KEY, RoutingTable
 from modeldeploy.serving.routing_configmap import ConfigMapWatcher
 from modeldeploy.serving.server import Sidecar
 from modeldeploy.serving.settings import load_settings
+from tests.support.json_paths import paths, slot
 
 GOOD: dict[str, Any] = {
     "model": "iris",
@@ -42,16 +43,7 @@ GOOD: dict[str, Any] = {
 }
 
 
-def _paths(doc: Any, prefix: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
-    out: list[tuple[str | int, ...]] = []
-    items = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else []
-    for key, value in items:
-        out.append((*prefix, key))
-        out += _paths(value, (*prefix, key))
-    return out
-
-
-PATHS = _paths(GOOD)
+PATHS = paths(GOOD)
 
 odd_numbers = st.sampled_from([0, -1, -0.0, 1e308, -1e308, 2**63, -(2**63), 100.0000001, 1e-320, 0.5, 101])
 odd_strings = st.sampled_from(
@@ -69,35 +61,28 @@ replacements = odd_numbers | odd_strings | json_values
 def mutated_tables(draw: st.DrawFn) -> bytes:
     doc = copy.deepcopy(GOOD)
     for _ in range(draw(st.integers(1, 4))):
-        path = draw(st.sampled_from(PATHS))
-        parent: Any = doc
-        for key in path[:-1]:
-            try:
-                parent = parent[key]
-            except (KeyError, IndexError, TypeError):
-                break
+        found = slot(doc, draw(st.sampled_from(PATHS)))
+        if found is None:
+            continue  # an earlier change removed the field's parent
+        parent, key = found
+        if isinstance(parent, dict) and draw(st.booleans()):
+            del parent[key]
         else:
-            key = path[-1]
-            if isinstance(parent, dict) and draw(st.booleans()):
-                parent.pop(key, None)
-            elif isinstance(parent, dict):
-                parent[key] = draw(replacements)
-            elif isinstance(parent, list) and isinstance(key, int) and key < len(parent):
-                parent.__setitem__(key, draw(replacements))
+            parent[key] = draw(replacements)
     return json.dumps(doc).encode()
 
 
 good_text = json.dumps(GOOD).encode()
+HUGE_GENERATION = (
+    json.dumps({**GOOD, "generation": 0}).replace('"generation": 0', '"generation": 1e999').encode()
+)
 contents = st.one_of(
     mutated_tables(),
     st.binary(max_size=300),
     st.integers(0, len(good_text)).map(lambda cut: good_text[:cut]),
     json_values.map(lambda v: json.dumps(v).encode()),
     st.integers(1, 5000).map(lambda depth: b"[" * depth + b"]" * depth),
-    st.just(
-        b'{"model": "iris", "namespace": "ml", "stable": {"revision": "a", "url": "http://x"}, '
-        b'"generation": 1e999}'
-    ),
+    st.just(HUGE_GENERATION),
 )
 
 
@@ -197,3 +182,9 @@ async def test_configmap_watcher_hands_over_only_the_routing_key() -> None:
     assert sidecar.router.table == RoutingTable.from_json(good_text)
     assert sum("has no key 'routing.json'" in p for p in problems) == 3
     assert errors_counted(sidecar) == 3 + 4  # three missing keys, four rejected tables
+
+
+def test_a_url_without_a_host_is_refused() -> None:
+    """Found by the round trip above: "http://" used to pass and be written back as "http:"."""
+    for url in ("http://", "https:///", "http://:8080"):
+        assert parse(json.dumps({**GOOD, "stable": {"revision": "aaaa", "url": url}}).encode()) is None

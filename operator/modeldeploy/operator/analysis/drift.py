@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from modeldeploy.operator.analysis import psi, stats
 from modeldeploy.operator.analysis.results import MetricVerdict, Verdict
 from modeldeploy.operator.analysis.verdict import Judge, inconclusive, p_text
+from modeldeploy.operator.api.guardrails import DriftSpec
 
 METRIC_PREFIX = "inputPSI/"
 
@@ -46,6 +47,13 @@ class DriftGate:
             raise ValueError(f"maxInputPSI must be a finite number >= 0, got {self.max_psi}")
         if len(set(self.features)) != len(self.features):
             raise ValueError(f"drift feature names must be unique, got {list(self.features)}")
+
+
+def gate_from_spec(spec: DriftSpec | None) -> DriftGate | None:
+    """The gate of `spec.guardrails.drift`; None without drift features or without `maxInputPSI`."""
+    if spec is None or spec.max_input_psi is None:
+        return None
+    return DriftGate(tuple(feature.name for feature in spec.features), spec.max_input_psi)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,10 @@ from modeldeploy.operator.api.cel import ApiModel, CelRule, Matches, SchemaExtra
 from modeldeploy.operator.api.fields import HEADER_PATTERN, NAME_PATTERN, Name, PositiveDuration, bounded
 
 MAX_GOLDEN_REQUESTS = 64
-MAX_FEATURES = 32
+MAX_FEATURES = 8
+"""With up to 16 custom metrics and the built-in checks, status keeps every result (MAX_RESULTS)."""
+MAX_FEATURE_NAME = 54
+"""`inputPSI/<name>` must fit a status result's metric name (63 characters)."""
 MAX_BUCKETS = 64
 MAX_REDACT = 64
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -186,7 +189,7 @@ class PredictionLogSpec(ApiModel):
 class DriftFeature(ApiModel):
     """A numeric input feature whose distribution is compared between the new and the stable revision."""
 
-    name: Annotated[str, StringConstraints(min_length=1, max_length=63), _NAME] = Field(
+    name: Annotated[str, StringConstraints(min_length=1, max_length=MAX_FEATURE_NAME), _NAME] = Field(
         description="Feature name (the `feature` label of modeldeploy_input_feature_value)."
     )
     path: Annotated[str, StringConstraints(min_length=1, max_length=512), _PATH] = Field(

@@ -3,8 +3,9 @@
 Pod layout: ``model`` runs ``spec.model`` (BentoML by default) on its port, reachable only
 through ``sidecar``, which listens on 8080 (traffic, /readyz, /healthz) and 9090 (/metrics,
 scraped through the ``prometheus.io/*`` pod annotations). Both containers run as non-root with
-a read-only root filesystem, no privilege escalation and no capabilities; ``/tmp`` is a
-writable emptyDir for each.
+a read-only root filesystem, no privilege escalation and no capabilities, under the RuntimeDefault
+seccomp profile (the restricted Pod Security Standard); ``/tmp`` is a writable emptyDir for each,
+and the model's ``BENTOML_HOME`` lives there.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from modeldeploy.serving.routing import routing_configmap_name
 
 MODEL_READY_PATH = "/readyz"
 MODEL_LIVE_PATH = "/livez"
+MODEL_BENTOML_HOME = "/tmp/bentoml"
+"""BENTOML_HOME of the model container unless spec.model.env sets it (on the /tmp emptyDir)."""
 SIDECAR_DRAIN_DELAY_SECONDS = 5
 """The sidecar keeps serving this long after SIGTERM, while endpoints stop sending it traffic."""
 SIDECAR_DRAIN_TIMEOUT_SECONDS = 20
@@ -85,10 +88,12 @@ def model_container(spec: ModelDeploymentSpec) -> dict[str, Any]:
         container["command"] = list(model.command)
     if model.args is not None:
         container["args"] = list(model.args)
-    if model.env:
-        container["env"] = [
-            var.model_dump(mode="json", by_alias=True, exclude_none=True) for var in model.env
-        ]
+    env = [var.model_dump(mode="json", by_alias=True, exclude_none=True) for var in model.env]
+    if not any(var["name"] == "BENTOML_HOME" for var in env):
+        # BentoML creates its home (stores, Prometheus multiprocess dir) at start-up; the root
+        # filesystem is read-only, so the home goes on the writable /tmp emptyDir.
+        env.append({"name": "BENTOML_HOME", "value": MODEL_BENTOML_HOME})
+    container["env"] = env
     container["ports"] = [{"name": "model", "containerPort": model.port, "protocol": "TCP"}]
     if model.resources is not None:
         container["resources"] = model.resources.model_dump(mode="json", by_alias=True, exclude_none=True)
