@@ -22,6 +22,7 @@ MODELDEPLOY_SCALE_IDLE_SECONDS (default 60).
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from bench.scale_cluster import (
     operator_metrics,
     wait_until,
 )
-from tests.cluster.localcluster import running_cluster
+from tests.cluster.localcluster import LocalCluster, running_cluster
 from tests.support.operator_process import install_crd, running_operator
 from tests.support.proc_stats import MIB, ProcSampler
 from tests.support.readiness import model_pods_ready
@@ -84,7 +85,7 @@ class ScaleRun:
 def measure(n: int, workdir: Path, idle_seconds: float) -> ScaleRun:
     audit_dir = workdir / f"audit-{n}"
     with running_cluster(apiserver_args(audit_dir)) as cluster:
-        install_crd(cluster)
+        _install_crd(cluster)
         api = bench_client(cluster)
         core = client.CoreV1Api(api)
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
@@ -148,6 +149,19 @@ def _metrics_up(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def _install_crd(cluster: LocalCluster, attempts: int = 3) -> None:
+    """install_crd, retried: on a loaded machine `kubectl wait` has failed right after the apply."""
+    for attempt in range(1, attempts + 1):
+        try:
+            install_crd(cluster)
+            return
+        except subprocess.CalledProcessError as exc:
+            print(f"bench: CRD install attempt {attempt} failed: {exc.stderr}", flush=True)
+            if attempt == attempts:
+                raise
+            time.sleep(2.0)
 
 
 def _listable(objects: Objects) -> Callable[[], bool]:

@@ -6,7 +6,7 @@ failed POSTs locally, its fast guard trips, and a new canary revision is publish
 ROTATE_EVERY seconds so the guard and the retries stay busy for the whole run. RSS and open FDs
 of the stable sidecar come from /proc every SAMPLE_PERIOD seconds (tests/serving/soak.py).
 
-Duration and rate: MODELDEPLOY_SOAK_SECONDS (default 300), MODELDEPLOY_SOAK_RATE (default 100).
+Duration and rate: MODELDEPLOY_SOAK_SECONDS (default 300), MODELDEPLOY_SOAK_RATE (default 50).
 The one-minute CI version is tests/serving/test_soak.py.
 """
 
@@ -50,7 +50,7 @@ def setting(name: str, default: float) -> float:
 
 def run(workdir: Path) -> str:
     seconds = setting("MODELDEPLOY_SOAK_SECONDS", 300.0)
-    rate = setting("MODELDEPLOY_SOAK_RATE", 100.0)
+    rate = setting("MODELDEPLOY_SOAK_RATE", 50.0)
     workdir.mkdir(parents=True, exist_ok=True)
     with Processes() as procs:
         trio = IrisTrio(
