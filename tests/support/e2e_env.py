@@ -186,6 +186,7 @@ class E2EEnv:
             self.namespace,
             self.workdir / f"operator-{int(time.time())}.log",
             ("--analysis-min-window", str(self.min_window_seconds), *self.operator_args),
+            env={"MODELDEPLOY_HTTP_PROXY": self.proxy_url},  # golden requests reach Services through it
         ).start()
         return self.operator
 

@@ -47,6 +47,7 @@ class OperatorProcess:
         log: Path,
         extra_args: tuple[str, ...] = (),
         kubeconfig: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         """`namespace` None runs the operator cluster-wide; `kubeconfig` defaults to the admin one."""
         self.cluster = cluster
@@ -54,6 +55,7 @@ class OperatorProcess:
         self.log = log
         self.extra_args = extra_args
         self.kubeconfig = kubeconfig or cluster.kubeconfig
+        self.env = dict(env or {})
         self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -62,6 +64,7 @@ class OperatorProcess:
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
             "MODELDEPLOY_SIDECAR_IMAGE": "modeldeploy/modeldeploy:test",
+            **self.env,
         }
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(

@@ -28,7 +28,8 @@ from modeldeploy.operator.analysis.drift import gate_from_spec
 from modeldeploy.operator.analysis.prometheus import PrometheusClients
 from modeldeploy.operator.analysis.results import AnalysisOutcome, MetricVerdict, Verdict
 from modeldeploy.operator.analysis.run import analyze
-from modeldeploy.operator.api import ModelDeploymentSpec, ModelDeploymentStatus
+from modeldeploy.operator.api import ModelDeploymentSpec, ModelDeploymentStatus, parse_duration
+from modeldeploy.operator.golden.check import run_check, unavailable
 from modeldeploy.operator.kube import CONFIGMAP, DEPLOYMENT, MODELDEPLOYMENT, Kube, KubeError
 from modeldeploy.operator.kube.applied import AppliedChildren, ChildKey, Observed
 from modeldeploy.operator.kube.events import post_event
@@ -42,8 +43,14 @@ from modeldeploy.operator.planner import (
     analysis_request,
     plan,
 )
-from modeldeploy.operator.planner.guardrail_documents import referenced_configmaps
+from modeldeploy.operator.planner.golden import GoldenCheckRequest, GoldenOutcome, golden_checks_due
+from modeldeploy.operator.planner.guardrail_documents import (
+    GuardrailConfigError,
+    golden_requests,
+    referenced_configmaps,
+)
 from modeldeploy.operator.planner.labels import model_selector
+from modeldeploy.operator.planner.routing import revision_url
 from modeldeploy.operator.settings import OperatorSettings
 from modeldeploy.serving.routing import routing_configmap_name
 
@@ -86,6 +93,36 @@ async def run_analysis(
         drift=gate_from_spec(spec.guardrails.drift),
     )
     analysis_metrics.record_outcome(meta.namespace, meta.name, outcome)
+    return outcome
+
+
+async def run_golden_check(
+    check: GoldenCheckRequest,
+    spec: ModelDeploymentSpec,
+    meta: ModelDeploymentMeta,
+    observed: ObservedChildren,
+    settings: OperatorSettings,
+    config: PlannerConfig,
+) -> GoldenOutcome:
+    """Send the golden requests to the revision's Service; count the result."""
+    golden = spec.guardrails.golden_requests
+    assert golden is not None
+    try:
+        requests = golden_requests(spec, observed.documents)
+    except GuardrailConfigError as exc:
+        outcome = unavailable(check, f"golden requests unavailable: {exc}")
+    else:
+        outcome = await run_check(
+            check,
+            requests,
+            revision_url(meta, check.revision, config),
+            tolerance=golden.tolerance,
+            request_timeout=parse_duration(golden.timeout).total_seconds(),
+            proxy=settings.http_proxy,
+        )
+    unanswered = outcome.requests == 0 or outcome.message.startswith("no answer")
+    result = "pass" if outcome.passed else ("error" if unanswered else "fail")
+    metrics.GOLDEN_CHECKS.labels(meta.namespace, meta.name, check.revision, check.target, result).inc()
     return outcome
 
 
@@ -246,7 +283,11 @@ async def _reconcile(
 
     request = analysis_request(spec, status, now)
     outcome = await run_analysis(request, spec, meta, settings, now) if request else None
-    result = plan(meta, spec, status, observed, now, config, analysis=outcome)
+    golden = [
+        await run_golden_check(check, spec, meta, observed, settings, config)
+        for check in golden_checks_due(spec, status, observed, now)
+    ]
+    result = plan(meta, spec, status, observed, now, config, analysis=outcome, golden=golden)
     for note in result.notes:
         logger.debug("%s/%s: %s", namespace, name, note)
     try:

@@ -18,12 +18,15 @@ from modeldeploy.operator.analysis.results import AnalysisOutcome, MetricVerdict
 from modeldeploy.operator.api import ModelDeploymentSpec, ModelDeploymentStatus, revision_hash
 from modeldeploy.operator.planner import (
     ACTION_ANNOTATION,
+    GoldenCheckRequest,
+    GoldenOutcome,
     ModelDeploymentMeta,
     ObservedChildren,
     ObservedRevision,
     Plan,
     PlannerConfig,
     analysis_request,
+    golden_checks_due,
     plan,
 )
 from modeldeploy.operator.planner.labels import IMAGE_ANNOTATION, REVISION_LABEL
@@ -181,6 +184,9 @@ class Driver:
     plans: list[Plan] = field(default_factory=list)
     analysis_runs: int = 0
     check_idempotent: bool = True
+    golden_passes: bool = True
+    """What the golden checks reconcile makes yield (only when the spec has golden requests)."""
+    golden_checks: list[GoldenCheckRequest] = field(default_factory=list)
 
     @property
     def status(self) -> ModelDeploymentStatus:
@@ -205,10 +211,21 @@ class Driver:
         self.analysis_runs += 1
         return AnalysisOutcome(revision=request.revision, results=(verdict(self.next_verdict),))
 
+    def golden(self) -> list[GoldenOutcome]:
+        due = golden_checks_due(self.spec, self.status, self.cluster.observed(), self.now)
+        self.golden_checks += due
+        failed = None if self.golden_passes else "setosa"
+        message = "" if self.golden_passes else 'expected body ["setosa"], got ["versicolor"]'
+        return [
+            GoldenOutcome(c.revision, c.target, self.golden_passes, self.now, 1, failed, message) for c in due
+        ]
+
     def tick(self, analysis: AnalysisOutcome | str | None = "auto") -> Plan:
         outcome = self.outcome() if analysis == "auto" else analysis
         assert not isinstance(outcome, str)
-        result = plan(self.meta, self.spec, self.status, self.cluster.observed(), self.now, CONFIG, outcome)
+        golden = self.golden()
+        observed = self.cluster.observed()
+        result = plan(self.meta, self.spec, self.status, observed, self.now, CONFIG, outcome, golden)
         self.cluster.apply(result)
         self.status_json = json.loads(json.dumps(result.status_patch))
         self.plans.append(result)
