@@ -23,6 +23,7 @@ from bench.sidecar import PATH, WARMUP_SECONDS, sidecar_for
 from modeldeploy.serving.routing import DataPathSettings
 from tests.serving.processes import Processes, SidecarProc, launch_iris
 from tests.serving.traffic import IRIS_ROWS
+from tests.support.iris_contract import IRIS_SCHEMA
 
 TITLE = "Guardrails on the primary path (prediction log, contract, drift)"
 
@@ -31,17 +32,6 @@ ROUNDS = 5
 SECONDS = 3
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
-IRIS_SCHEMA = {
-    "type": "object",
-    "required": ["features"],
-    "properties": {
-        "features": {
-            "type": "array",
-            "minItems": 1,
-            "items": {"type": "array", "minItems": 4, "maxItems": 4, "items": {"type": "number"}},
-        }
-    },
-}
 DRIFT = {
     "features": [
         {"name": name, "path": f"/features/*/{i}", "buckets": [0.5 * k for k in range(1, 17)]}

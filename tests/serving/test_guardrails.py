@@ -29,24 +29,13 @@ from tests.serving.processes import (
 from tests.serving.topology import CANARY, SHADOW, STABLE, IrisTrio, Topology, start_topology
 from tests.serving.traffic import revisions, send, statuses
 from tests.support.binomial import binomial_interval
+from tests.support.iris_contract import IRIS_SCHEMA
 
 pytestmark = [pytest.mark.serving, pytest.mark.slow]
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 GOOD = {"features": [ROW]}
 BAD_TYPE = {"features": [ROW, [6.2, 2.9, "x", 1.3]]}  # BentoML would answer 400 itself
-IRIS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["features"],
-    "properties": {
-        "features": {
-            "type": "array",
-            "minItems": 1,
-            "items": {"type": "array", "minItems": 4, "maxItems": 4, "items": {"type": "number"}},
-        },
-        "tag": {"type": "string"},
-    },
-}
 
 
 def contract(policy: str) -> DataPathSettings:

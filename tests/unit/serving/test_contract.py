@@ -8,18 +8,7 @@ import pytest
 
 from modeldeploy.serving.contract import MESSAGE_LIMIT, Contract, ContractError, NotJson, parse_body
 from modeldeploy.serving.routing import ContractSettings
-
-IRIS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["features"],
-    "properties": {
-        "features": {
-            "type": "array",
-            "minItems": 1,
-            "items": {"type": "array", "minItems": 4, "maxItems": 4, "items": {"type": "number"}},
-        }
-    },
-}
+from tests.support.iris_contract import IRIS_SCHEMA
 
 
 def contract(schema: dict[str, Any] = IRIS_SCHEMA) -> Contract:
