@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -124,9 +125,9 @@ def running_operator(
     extra_args: tuple[str, ...] = (),
     kubeconfig: Path | None = None,
 ) -> Iterator[OperatorProcess]:
-    op = OperatorProcess(
-        cluster, namespace, log_dir / f"operator-{int(time.time() * 1000)}.log", extra_args, kubeconfig
-    ).start()
+    # A log of its own per process (two started within the same millisecond once shared one).
+    log = log_dir / f"operator-{int(time.time() * 1000)}-{uuid.uuid4().hex[:6]}.log"
+    op = OperatorProcess(cluster, namespace, log, extra_args, kubeconfig).start()
     try:
         yield op
     finally:
