@@ -120,8 +120,7 @@ async def run_golden_check(
             request_timeout=parse_duration(golden.timeout).total_seconds(),
             proxy=settings.http_proxy,
         )
-    unanswered = outcome.requests == 0 or outcome.message.startswith("no answer")
-    result = "pass" if outcome.passed else ("error" if unanswered else "fail")
+    result = "pass" if outcome.passed else ("error" if outcome.unanswered else "fail")
     metrics.GOLDEN_CHECKS.labels(meta.namespace, meta.name, check.revision, check.target, result).inc()
     return outcome
 

@@ -66,6 +66,7 @@ async def run_check(
             headers = dict(request.headers or {})
             if payload is not None:
                 headers.setdefault("content-type", "application/json")
+            unanswered = False
             try:
                 async with session.request(
                     request.method, url, data=payload, headers=headers, proxy=proxy
@@ -74,13 +75,15 @@ async def run_check(
                     problem = judge(request, response.status, body, tolerance)
             except (TimeoutError, aiohttp.ClientError) as exc:
                 problem = f"no answer from {url}: {type(exc).__name__} {exc}".rstrip()
+                unanswered = True
             if problem is not None:
+                at = datetime.now(UTC)
                 return GoldenOutcome(
-                    check.revision, check.target, False, datetime.now(UTC), sent, request.name, problem
+                    check.revision, check.target, False, at, sent, request.name, problem, unanswered
                 )
     return GoldenOutcome(check.revision, check.target, True, datetime.now(UTC), sent)
 
 
 def unavailable(check: GoldenCheckRequest, reason: str) -> GoldenOutcome:
     """The outcome when the golden requests themselves cannot be had (e.g. their ConfigMap is missing)."""
-    return GoldenOutcome(check.revision, check.target, False, datetime.now(UTC), 0, None, reason)
+    return GoldenOutcome(check.revision, check.target, False, datetime.now(UTC), 0, None, reason, True)

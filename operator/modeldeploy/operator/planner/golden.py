@@ -22,7 +22,7 @@ from modeldeploy.operator.api.status import GoldenCheck, GuardrailsStatus
 from modeldeploy.operator.planner.context import Tick
 from modeldeploy.operator.planner.inputs import ObservedChildren
 from modeldeploy.operator.planner.rollback import rollback
-from modeldeploy.operator.planner.steps import is_promoting, new_revision_replicas
+from modeldeploy.operator.planner.steps import new_revision_replicas
 
 Target = Literal["gate", "periodic"]
 RETRY_SECONDS = 2.0
@@ -51,6 +51,13 @@ class GoldenOutcome:
     requests: int = 0
     failed_request: str | None = None
     message: str = ""
+    unanswered: bool = False
+    """True when the check failed without a response to judge (no answer, or no requests to send)."""
+
+    @property
+    def which(self) -> str:
+        """The failed request in words, for Events and rollback reasons."""
+        return f"golden request {self.failed_request}" if self.failed_request else "golden requests"
 
     def as_status(self) -> GoldenCheck:
         return GoldenCheck(
@@ -77,10 +84,7 @@ def gate_revision(
         return None
     if status.step_started_at is not None or status.paused_at is not None or _gate_passed(status, revision):
         return None
-    steps = spec.rollout.steps
-    need = new_revision_replicas(steps, status.current_step, spec.replicas)
-    if is_promoting(steps, status.current_step):
-        need = spec.replicas
+    need = new_revision_replicas(spec.rollout.steps, status.current_step, spec.replicas)
     found = observed.get(revision)
     return revision if found is not None and found.ready_replicas >= need else None
 
@@ -137,8 +141,7 @@ def hold_at_gate(tick: Tick) -> tuple[bool, list[datetime]]:
             f"revision {revision} answered all {outcome.requests} golden request(s) as expected",
         )
         return False, []
-    what = f"golden request {outcome.failed_request}" if outcome.failed_request else "golden requests"
-    rollback(tick, "GoldenRequestFailed", f"{what} failed before any traffic: {outcome.message}")
+    rollback(tick, "GoldenRequestFailed", f"{outcome.which} failed before any traffic: {outcome.message}")
     return True, []
 
 
@@ -151,10 +154,10 @@ def record_periodic(tick: Tick) -> list[datetime]:
         previous = status.guardrails.periodic if status.guardrails is not None else None
         _guardrails(tick).periodic = outcome.as_status()
         if not outcome.passed:
-            what = f"golden request {outcome.failed_request}" if outcome.failed_request else "golden requests"
             tick.warning(
                 "GoldenCheckFailed",
-                f"stable revision {outcome.revision}: {what} failed in the periodic check: {outcome.message}",
+                f"stable revision {outcome.revision}: {outcome.which} failed in the periodic check: "
+                f"{outcome.message}",
             )
         elif previous is not None and previous.result == "Failed":
             tick.normal(
