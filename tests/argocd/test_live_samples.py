@@ -26,6 +26,16 @@ pytestmark = pytest.mark.cluster
 SAMPLES_DIR = Path(__file__).with_name("samples")
 
 
+def wait_promoted(md: Mdep, op: OperatorProcess) -> None:
+    """Until the rollout in progress is promoted (Succeeded, nothing being rolled out)."""
+    wait_for(
+        lambda: md.status().get("phase") == "Succeeded" and not md.status().get("canaryRevision"),
+        60,
+        "promoted",
+        op,
+    )
+
+
 def test_fresh_capture_gets_the_expected_health_and_matches_the_committed_samples(
     cluster: LocalCluster, k8s: ApiClient, tmp_path: Path
 ) -> None:
@@ -106,12 +116,7 @@ def test_argocd_actions_steer_a_rollout(rollout: tuple[Mdep, OperatorProcess]) -
     )
     assert health(md) == "Suspended"
     argocd_action(md, "promote", op)
-    wait_for(
-        lambda: md.status().get("phase") == "Succeeded" and not md.status().get("canaryRevision"),
-        60,
-        "promoted",
-        op,
-    )
+    wait_promoted(md, op)
     assert health(md) == "Healthy"
 
     md.set_image("registry.example.com/iris:3")
@@ -122,12 +127,7 @@ def test_argocd_actions_steer_a_rollout(rollout: tuple[Mdep, OperatorProcess]) -
     argocd_action(md, "retry", op)
     wait_for(lambda: md.status().get("canaryRevision"), 30, "retried", op)
     argocd_action(md, "promote-full", op)
-    wait_for(
-        lambda: md.status().get("phase") == "Succeeded" and not md.status().get("canaryRevision"),
-        60,
-        "promoted",
-        op,
-    )
+    wait_promoted(md, op)
     assert health(md) == "Healthy"
     outcomes = [entry["outcome"] for entry in md.status()["history"]]
     assert outcomes[-3:] == ["Promoted", "RolledBack", "Promoted"], outcomes
