@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from modeldeploy.operator.planner.children import object_meta
-from modeldeploy.operator.planner.inputs import ModelDeploymentMeta, PlannerConfig
-from modeldeploy.operator.planner.labels import (
+from modeldeploy.contract.labels import (
     entry_service_name,
     model_labels,
     revision_labels,
@@ -12,8 +10,10 @@ from modeldeploy.operator.planner.labels import (
     revision_selector,
     sidecar_service_account_name,
 )
+from modeldeploy.contract.routing import ROUTING_KEY, RoutingTable, routing_configmap_name
+from modeldeploy.operator.planner.children import object_meta
+from modeldeploy.operator.planner.inputs import ModelDeploymentMeta, PlannerConfig
 from modeldeploy.operator.planner.plan import Manifest
-from modeldeploy.serving.routing import ROUTING_KEY, RoutingTable, routing_configmap_name
 
 
 def _ports(config: PlannerConfig, with_metrics: bool) -> list[dict[str, object]]:
