@@ -56,10 +56,11 @@ test-api: install ## tests on the real local API server
 test-e2e: install ## end-to-end rollouts
 	$(PYTEST) tests/e2e
 
-lint: install-python ## ruff + mypy
+lint: install-python ## ruff + mypy + the import layers (lint-imports, contracts in pyproject.toml)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy contract operator serving tests bench demo
+	$(VENV)/bin/lint-imports
 
 contract: install-python ## regenerate contract/routing-table.schema.json from the routing table's pydantic model
 	$(PY) -m modeldeploy.contract.schemagen contract/routing-table.schema.json
