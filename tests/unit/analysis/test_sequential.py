@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scipy import integrate, optimize  # type: ignore[import-untyped]
 from scipy import stats as scipy_stats
 
-from modeldeploy.operator.analysis import sequential
+from modeldeploy.operator.analysis import sequential, stats
 from modeldeploy.operator.analysis.sequential import Counts
 
 UNIFORM = (1.0, 1.0)
@@ -116,7 +116,7 @@ def test_difference_test_known_value() -> None:
 def test_difference_test_overwhelming_regression() -> None:
     evidence = sequential.difference_test(Counts(600, 2000), Counts(100, 10_000), 0.0, 0.95)
     assert evidence.rejects(0.95)
-    assert sequential.p_text(evidence.p_value) == "p<1e-300"
+    assert stats.p_text(evidence.p_value) == "p<1e-300"
     assert evidence.estimate == pytest.approx(30.0)
     assert evidence.lower < 30.0 < evidence.upper
     assert evidence.lower > 15.0
@@ -133,39 +133,49 @@ def test_difference_test_margin_makes_it_more_lenient() -> None:
 
 @pytest.mark.parametrize(
     ("new", "stable", "ratio"),
-    [(Counts(30, 1000), Counts(100, 10_000), 2.0), (Counts(3, 50), Counts(7, 900), 0.5), (Counts(0, 9), Counts(4, 9), 3.0)],
+    [
+        (Counts(30, 1000), Counts(100, 10_000), 2.0),
+        (Counts(3, 50), Counts(7, 900), 0.5),
+        (Counts(0, 9), Counts(4, 9), 3.0),
+    ],
 )
 def test_ratio_profile_is_the_maximum(new: Counts, stable: Counts, ratio: float) -> None:
     def negative(p: float) -> float:
         return -(sequential.log_likelihood(new, ratio * p) + sequential.log_likelihood(stable, p))
 
-    found = optimize.minimize_scalar(negative, bounds=(1e-12, min(1.0, 1 / ratio) - 1e-12), method="bounded",
-                                     options={"xatol": 1e-12})
+    found = optimize.minimize_scalar(
+        negative, bounds=(1e-12, min(1.0, 1 / ratio) - 1e-12), method="bounded", options={"xatol": 1e-12}
+    )
     assert sequential._ratio_profile(new, stable, ratio) == pytest.approx(-found.fun, rel=1e-7, abs=1e-7)
 
 
 @pytest.mark.parametrize(
     ("new", "stable", "delta"),
-    [(Counts(60, 1000), Counts(100, 10_000), 0.01), (Counts(9, 10), Counts(1, 20), 0.3), (Counts(5, 5), Counts(0, 5), 0.5)],
+    [
+        (Counts(60, 1000), Counts(100, 10_000), 0.01),
+        (Counts(9, 10), Counts(1, 20), 0.3),
+        (Counts(5, 5), Counts(0, 5), 0.5),
+    ],
 )
 def test_shifted_profile_is_the_maximum(new: Counts, stable: Counts, delta: float) -> None:
     def negative(p: float) -> float:
         return -(sequential.log_likelihood(new, p + delta) + sequential.log_likelihood(stable, p))
 
-    found = optimize.minimize_scalar(negative, bounds=(0.0, 1.0 - delta), method="bounded",
-                                     options={"xatol": 1e-12})
+    found = optimize.minimize_scalar(
+        negative, bounds=(0.0, 1.0 - delta), method="bounded", options={"xatol": 1e-12}
+    )
     assert sequential._shifted_profile(new, stable, delta) == pytest.approx(-found.fun, rel=1e-7, abs=1e-7)
 
 
 @settings(max_examples=60, deadline=None)
-@given(
-    x1=st.integers(0, 200), extra=st.integers(1, 50), x2=st.integers(0, 200), n=st.integers(200, 2000)
-)
+@given(x1=st.integers(0, 200), extra=st.integers(1, 50), x2=st.integers(0, 200), n=st.integers(200, 2000))
 def test_more_errors_on_the_new_revision_is_more_evidence(x1: int, extra: int, x2: int, n: int) -> None:
     # Where the new revision already looks worse (below that, the e-value is < 1 and not monotone).
     assume(x1 >= x2)
     base = sequential.difference_test(Counts(x1, n), Counts(x2, n), 0.0, 0.95, sequence=False)
-    worse = sequential.difference_test(Counts(min(n, x1 + extra), n), Counts(x2, n), 0.0, 0.95, sequence=False)
+    worse = sequential.difference_test(
+        Counts(min(n, x1 + extra), n), Counts(x2, n), 0.0, 0.95, sequence=False
+    )
     assert worse.log_e >= base.log_e - 1e-9
 
 
@@ -228,7 +238,7 @@ def test_slower_than_rounds_and_clamps() -> None:
     ("p", "text"), [(0.031, "p=0.031"), (1.5e-35, "p=1.5e-35"), (0.0, "p<1e-300"), (5e-320, "p<1e-300")]
 )
 def test_p_text(p: float, text: str) -> None:
-    assert sequential.p_text(p) == text
+    assert stats.p_text(p) == text
 
 
 def test_bad_input_is_refused() -> None:

@@ -81,7 +81,7 @@ class Evidence:
 
     @property
     def p_value(self) -> float:
-        """The always-valid p-value min(1, 1/E) (0.0 once it underflows; `p_text` prints it)."""
+        """The always-valid p-value min(1, 1/E) (0.0 once it underflows; `stats.p_text` prints it)."""
         return math.exp(-max(self.log_e, 0.0))
 
     def rejects(self, confidence: float) -> bool:
@@ -93,13 +93,6 @@ def threshold(confidence: float) -> float:
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
     return -math.log1p(-confidence)
-
-
-def p_text(p: float) -> str:
-    """"p=0.031", "p=1.5e-35"; below the smallest double worth printing: "p<1e-300" (never "p=0")."""
-    if p < 1e-300:
-        return "p<1e-300"
-    return f"p={p:.2g}"
 
 
 def _xlogy(x: float, y: float) -> float:
@@ -119,7 +112,7 @@ def log_beta(a: float, b: float) -> float:
 
 
 def log_mixture(counts: Counts, prior: tuple[float, float] = JEFFREYS) -> float:
-    """log of the likelihood averaged over the Beta(a, b) prior of the rate (beta-binomial, no coefficient)."""
+    """log of the likelihood averaged over the rate's Beta(a, b) prior (beta-binomial, no coefficient)."""
     a, b = prior
     return log_beta(a + counts.hits, b + counts.total - counts.hits) - log_beta(a, b)
 
@@ -244,7 +237,7 @@ def difference_test(
     *,
     sequence: bool = True,
 ) -> Evidence:
-    """H0: p_new <= p_stable + `delta`. Estimate: the rate ratio p_new / p_stable with its confidence sequence.
+    """H0: p_new <= p_stable + `delta`. Estimate: p_new / p_stable with its confidence sequence.
 
     (The ratio is what a regression "2x" means; the decision itself is on the difference, the form of
     `slo.maxErrorRateDeltaToStable`.) The estimate is None when stable has no errors yet. Without

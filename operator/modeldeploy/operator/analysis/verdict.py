@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from modeldeploy.operator.analysis import stats
 from modeldeploy.operator.analysis.results import MetricVerdict, Verdict
+from modeldeploy.operator.analysis.stats import p_text
 
 ERROR_RATE = "errorRate"
 ERROR_RATE_DELTA = "errorRateDeltaToStable"
@@ -92,10 +93,6 @@ def seconds_text(value: float) -> str:
     if value < 1:
         return f"{value * 1000:.3g}ms"
     return f"{value:.3g}s"
-
-
-def p_text(p: float) -> str:
-    return f"p={p:.2g}"
 
 
 def _verdict(
