@@ -15,7 +15,7 @@ from modeldeploy.operator.analysis import queries as q
 from modeldeploy.operator.analysis.drift import DriftGate
 from modeldeploy.operator.analysis.prometheus import PrometheusClient
 from modeldeploy.operator.analysis.results import Verdict
-from modeldeploy.operator.analysis.run import analyze, plan_run
+from modeldeploy.operator.analysis.run import SequentialSettings, analyze, plan_run
 from modeldeploy.operator.api import AnalysisSpec
 
 SPEC = AnalysisSpec.model_validate(
@@ -226,3 +226,63 @@ async def test_no_drift_gate_sends_no_feature_queries(prom: tuple[QueryApi, Prom
     api, client = prom
     await analyze(SPEC, "iris", "ml", CANARY.revision, STABLE.revision, "canary", client)
     assert not [x for x in api.seen if q.FEATURE_VALUES in x]
+
+
+async def test_a_sequential_canary_run_judges_counts_since_the_rollout_began(
+    prom: tuple[QueryApi, PrometheusClient],
+) -> None:
+    api, client = prom
+    since = "120s"
+    api.answers.update(
+        {
+            q.requests_query(CANARY, since): number(600),
+            q.errors_query(CANARY, since): number(180),
+            q.requests_query(STABLE, since): number(6000),
+            q.errors_query(STABLE, since): number(60),
+            q.latency_buckets_query(CANARY, since): by("le", {"0.1": 300, "0.25": 600, "+Inf": 600}),
+            q.latency_buckets_query(STABLE, since): by("le", {"0.1": 5900, "0.25": 6000, "+Inf": 6000}),
+        }
+    )
+    settings = SequentialSettings(since=timedelta(minutes=2), latency_delta=0.0)
+    outcome = await analyze(
+        SPEC, "iris", "ml", CANARY.revision, STABLE.revision, "canary", client, sequential=settings
+    )
+    results = {r.metric: r for r in outcome.results}
+    assert list(results) == [
+        "errorRate",
+        "errorRateDeltaToStable",
+        "latencyDistribution",
+        "latencyP99",
+        "latencyP99RatioToStable",
+        "guardTripped",
+        "cpu",
+    ]
+    for metric in ("errorRate", "errorRateDeltaToStable", "latencyDistribution"):
+        assert results[metric].verdict is Verdict.FAIL and results[metric].conclusive, results[metric]
+        assert "since the rollout began" in results[metric].message
+    assert results["errorRate"].value == pytest.approx(0.3)
+    assert results["errorRate"].query == q.error_ratio_query(CANARY, since)
+    assert "(180 of 600 requests since the rollout began" in results["errorRate"].message
+    assert results["latencyDistribution"].message.startswith(
+        "50% of 600 requests slower than 100ms vs stable's 1.67% of 6000 since the rollout began"
+    )
+    # the fixed checks keep their window and their failureLimit semantics
+    assert results["latencyP99"].query == q.latency_quantile_query(CANARY, W)
+    assert not results["latencyP99"].conclusive
+    assert set(outcome.conclusive_failures) == {
+        results[m] for m in ("errorRate", "errorRateDeltaToStable", "latencyDistribution")
+    }
+
+
+async def test_shadow_steps_keep_the_fixed_rules_when_sequential(
+    prom: tuple[QueryApi, PrometheusClient],
+) -> None:
+    _, client = prom
+    settings = SequentialSettings(since=timedelta(minutes=2), latency_delta=0.0)
+    outcome = await analyze(
+        SPEC, "iris", "ml", CANARY.revision, STABLE.revision, "shadow", client, sequential=settings
+    )
+    results = {r.metric: r for r in outcome.results}
+    assert "latencyDistribution" not in results
+    assert results["errorRate"].query == q.error_ratio_query(CANARY, W)
+    assert outcome.conclusive_failures == ()

@@ -19,6 +19,7 @@ from typing import Literal
 
 from modeldeploy.operator.analysis import drift as d
 from modeldeploy.operator.analysis import queries as q
+from modeldeploy.operator.analysis import sequential_verdict as sv
 from modeldeploy.operator.analysis import verdict as v
 from modeldeploy.operator.analysis.prometheus import (
     PrometheusClient,
@@ -62,6 +63,21 @@ class Plan:
 
     def feature_buckets(self, feature: str) -> str:
         return q.feature_buckets_query(self.canary, self.stable, feature, self.window)
+
+
+@dataclass(frozen=True, slots=True)
+class SequentialSettings:
+    """Judge the error checks (and optionally the latency distribution) sequentially (`sequential_verdict`).
+
+    `since`: how long ago the rollout of the new revision began (the counts are `increase()` over it);
+    `tolerance`: promotion needs "no regression beyond it" shown (None: today's pass rule);
+    `latency_delta`: with a value, the latency-distribution check runs with that allowed excess share
+    of slow requests per bucket bound (None: no latency-distribution check).
+    """
+
+    since: timedelta
+    tolerance: float | None = None
+    latency_delta: float | None = None
 
 
 Fetched = dict[str, QueryResult | PrometheusError]
@@ -142,8 +158,73 @@ class Check:
     judge: JudgeFn
 
 
+def _sequential_checks(spec: AnalysisSpec, plan: Plan, settings: SequentialSettings) -> list[Check]:
+    """errorRate and errorRateDeltaToStable over the counts since the rollout began; latencyDistribution."""
+    c, s = plan.canary, plan.stable
+    judge = v.Judge(min_requests=spec.min_requests, confidence=spec.confidence, window=plan.window)
+    checks: list[Check] = []
+    slo = spec.slo
+    if slo.error_rate is not None:
+        limit = slo.error_rate
+        checks.append(
+            Check(
+                sv.ERROR_RATE,
+                limit,
+                q.error_ratio_query(c, plan.window),
+                (plan.errors(c), plan.requests(c)),
+                lambda f, shown: sv.judge_error_rate(
+                    _count(f, plan.errors(c)), _count(f, plan.requests(c)), limit, judge, shown
+                ),
+            )
+        )
+    if slo.max_error_rate_delta_to_stable is not None:
+        delta = slo.max_error_rate_delta_to_stable
+        checks.append(
+            Check(
+                sv.ERROR_RATE_DELTA,
+                delta,
+                f"({q.error_ratio_query(c, plan.window)}) - ({q.error_ratio_query(s, plan.window)})",
+                (plan.errors(c), plan.requests(c), plan.errors(s), plan.requests(s)),
+                lambda f, shown: sv.judge_error_rate_delta(
+                    _count(f, plan.errors(c)),
+                    _count(f, plan.requests(c)),
+                    _count(f, plan.errors(s)),
+                    _count(f, plan.requests(s)),
+                    delta,
+                    judge,
+                    shown,
+                    settings.tolerance,
+                ),
+            )
+        )
+    if settings.latency_delta is not None:
+        allowed = settings.latency_delta
+        checks.append(
+            Check(
+                sv.LATENCY_DISTRIBUTION,
+                allowed,
+                f"{plan.buckets(c)} vs {plan.buckets(s)}",
+                (plan.buckets(c), plan.buckets(s)),
+                lambda f, shown: sv.judge_latency_distribution(
+                    _buckets(f, plan.buckets(c)),
+                    _buckets(f, plan.buckets(s)),
+                    allowed,
+                    judge,
+                    shown,
+                    settings.tolerance,
+                ),
+            )
+        )
+    return checks
+
+
 def _checks(
-    spec: AnalysisSpec, plan: Plan, phase_kind: PhaseKind, judge: v.Judge, drift: d.DriftGate | None
+    spec: AnalysisSpec,
+    plan: Plan,
+    phase_kind: PhaseKind,
+    judge: v.Judge,
+    drift: d.DriftGate | None,
+    sequential: Plan | None = None,
 ) -> list[Check]:
     c, s = plan.canary, plan.stable
     checks: list[Check] = []
@@ -152,7 +233,8 @@ def _checks(
     def add(metric: str, threshold: float | None, shown: str, needs: list[str], fn: JudgeFn) -> None:
         checks.append(Check(metric, threshold, shown, tuple(needs), fn))
 
-    if slo.error_rate is not None:
+    # with a sequential plan the error checks are judged sequentially (`_sequential_checks`)
+    if sequential is None and slo.error_rate is not None:
         limit = slo.error_rate
         add(
             v.ERROR_RATE,
@@ -161,7 +243,7 @@ def _checks(
             [plan.errors(c), plan.requests(c)],
             lambda f, shown: v.judge_error_rate(_counts(f, plan, c), limit, judge, shown),
         )
-    if slo.max_error_rate_delta_to_stable is not None:
+    if sequential is None and slo.max_error_rate_delta_to_stable is not None:
         delta = slo.max_error_rate_delta_to_stable
         shown = f"({q.error_ratio_query(c, plan.window)}) - ({q.error_ratio_query(s, plan.window)})"
         add(
@@ -317,12 +399,16 @@ async def analyze(
     min_window: timedelta = DEFAULT_MIN_WINDOW,
     now: datetime | None = None,
     drift: d.DriftGate | None = None,
+    sequential: SequentialSettings | None = None,
 ) -> AnalysisOutcome:
     """Judge `canary_revision` (the canary, or the shadow during shadow steps) against `spec`.
 
     `stable_revision` is the comparison baseline over the same window: `window` (default: the
     analysis interval), at least `min_window`. `now` (default: the current UTC time) is recorded as
     the outcome's `at`. `drift` adds one `inputPSI/<feature>` check per feature (see `drift`).
+    `sequential` judges the error checks (and the latency distribution, if asked) on the counts since
+    the rollout began, anytime-valid (see `SequentialSettings`; canary steps only: shadow steps keep
+    today's rules).
     Never raises for Prometheus trouble: an unreachable Prometheus makes every
     metric inconclusive, with the reason.
     """
@@ -332,7 +418,20 @@ async def analyze(
         spec, name, namespace, canary_revision, stable_revision, window=window, min_window=min_window
     )
     judge = v.Judge(min_requests=spec.min_requests, confidence=spec.confidence, window=plan.window)
-    checks = _checks(spec, plan, phase_kind, judge, drift)
+    since = None
+    if sequential is not None and phase_kind == "canary":
+        since = plan_run(
+            spec,
+            name,
+            namespace,
+            canary_revision,
+            stable_revision,
+            window=sequential.since,
+            min_window=min_window,
+        )
+    checks = _checks(spec, plan, phase_kind, judge, drift, since)
+    if since is not None and sequential is not None:
+        checks[:0] = _sequential_checks(spec, since, sequential)
     fetched = await _fetch(prom, (query for check in checks for query in check.needs))
     down = next(
         (
