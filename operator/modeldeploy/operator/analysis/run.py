@@ -61,6 +61,19 @@ class Plan:
     def shadow_results(self) -> str:
         return q.shadow_results_query(self.canary, self.window)
 
+    # What is sent: one query per metric for both revisions (the per-revision forms above are shown).
+    def all_requests(self) -> str:
+        return q.requests_by_revision_query(self.canary, self.stable, self.window)
+
+    def all_errors(self) -> str:
+        return q.errors_by_revision_query(self.canary, self.stable, self.window)
+
+    def all_p99(self) -> str:
+        return q.latency_quantile_by_revision_query(self.canary, self.stable, self.window)
+
+    def all_buckets(self) -> str:
+        return q.latency_buckets_by_revision_query(self.canary, self.stable, self.window)
+
     def feature_buckets(self, feature: str) -> str:
         return q.feature_buckets_query(self.canary, self.stable, feature, self.window)
 
@@ -113,24 +126,27 @@ def _number(fetched: Fetched, query: str) -> float | None:
         raise _Missing(str(exc)) from exc
 
 
-def _count(fetched: Fetched, query: str) -> float:
-    """A sum of increase(): no series means nothing was counted (0); NaN counts as 0 too."""
-    value = _number(fetched, query)
-    return 0.0 if value is None or math.isnan(value) else value
+def _of_revision(fetched: Fetched, query: str, revision: str) -> list[float]:
+    """The values of `revision`'s series in a `by (revision)` answer."""
+    return [x.value for x in _result(fetched, query).samples if x.labels.get("revision") == revision]
 
 
-def _buckets(fetched: Fetched, query: str) -> dict[float, float]:
-    out: dict[float, float] = {}
-    for le, count in _result(fetched, query).by_label("le").items():
-        try:
-            out[float(le)] = 0.0 if math.isnan(count) else count
-        except ValueError:
-            continue
-    return out
+def _revision_count(fetched: Fetched, query: str, revision: str) -> float:
+    """A revision's sum of increase(): no series means nothing was counted (0); NaN counts as 0 too."""
+    return sum(0.0 if math.isnan(x) else x for x in _of_revision(fetched, query, revision))
+
+
+def _revision_number(fetched: Fetched, query: str, revision: str) -> float | None:
+    """A revision's single number (None without a series)."""
+    values = _of_revision(fetched, query, revision)
+    return values[0] if values else None
 
 
 def _counts(fetched: Fetched, plan: Plan, sel: q.RevisionSelector) -> v.Counts:
-    return v.Counts(hits=_count(fetched, plan.errors(sel)), total=_count(fetched, plan.requests(sel)))
+    return v.Counts(
+        hits=_revision_count(fetched, plan.all_errors(), sel.revision),
+        total=_revision_count(fetched, plan.all_requests(), sel.revision),
+    )
 
 
 def _template_variables(plan: Plan) -> dict[str, str]:
@@ -171,9 +187,13 @@ def _sequential_checks(spec: AnalysisSpec, plan: Plan, settings: SequentialSetti
                 sv.ERROR_RATE,
                 limit,
                 q.error_ratio_query(c, plan.window),
-                (plan.errors(c), plan.requests(c)),
+                (plan.all_errors(), plan.all_requests()),
                 lambda f, shown: sv.judge_error_rate(
-                    _count(f, plan.errors(c)), _count(f, plan.requests(c)), limit, judge, shown
+                    _revision_count(f, plan.all_errors(), c.revision),
+                    _revision_count(f, plan.all_requests(), c.revision),
+                    limit,
+                    judge,
+                    shown,
                 ),
             )
         )
@@ -184,12 +204,12 @@ def _sequential_checks(spec: AnalysisSpec, plan: Plan, settings: SequentialSetti
                 sv.ERROR_RATE_DELTA,
                 delta,
                 f"({q.error_ratio_query(c, plan.window)}) - ({q.error_ratio_query(s, plan.window)})",
-                (plan.errors(c), plan.requests(c), plan.errors(s), plan.requests(s)),
+                (plan.all_errors(), plan.all_requests()),
                 lambda f, shown: sv.judge_error_rate_delta(
-                    _count(f, plan.errors(c)),
-                    _count(f, plan.requests(c)),
-                    _count(f, plan.errors(s)),
-                    _count(f, plan.requests(s)),
+                    _revision_count(f, plan.all_errors(), c.revision),
+                    _revision_count(f, plan.all_requests(), c.revision),
+                    _revision_count(f, plan.all_errors(), s.revision),
+                    _revision_count(f, plan.all_requests(), s.revision),
                     delta,
                     judge,
                     shown,
@@ -204,10 +224,10 @@ def _sequential_checks(spec: AnalysisSpec, plan: Plan, settings: SequentialSetti
                 sv.LATENCY_DISTRIBUTION,
                 allowed,
                 f"{plan.buckets(c)} vs {plan.buckets(s)}",
-                (plan.buckets(c), plan.buckets(s)),
+                (plan.all_buckets(),),
                 lambda f, shown: sv.judge_latency_distribution(
-                    _buckets(f, plan.buckets(c)),
-                    _buckets(f, plan.buckets(s)),
+                    _revision_buckets(f, plan.all_buckets(), c.revision),
+                    _revision_buckets(f, plan.all_buckets(), s.revision),
                     allowed,
                     judge,
                     shown,
@@ -240,7 +260,7 @@ def _checks(
             v.ERROR_RATE,
             limit,
             q.error_ratio_query(c, plan.window),
-            [plan.errors(c), plan.requests(c)],
+            [plan.all_errors(), plan.all_requests()],
             lambda f, shown: v.judge_error_rate(_counts(f, plan, c), limit, judge, shown),
         )
     if sequential is None and slo.max_error_rate_delta_to_stable is not None:
@@ -250,7 +270,7 @@ def _checks(
             v.ERROR_RATE_DELTA,
             delta,
             shown,
-            [plan.errors(c), plan.requests(c), plan.errors(s), plan.requests(s)],
+            [plan.all_errors(), plan.all_requests()],
             lambda f, shown: v.judge_error_rate_delta(
                 _counts(f, plan, c), _counts(f, plan, s), delta, judge, shown
             ),
@@ -261,9 +281,13 @@ def _checks(
             v.LATENCY_P99,
             seconds,
             plan.p99(c),
-            [plan.p99(c), plan.buckets(c)],
+            [plan.all_p99(), plan.all_buckets()],
             lambda f, shown: v.judge_latency_p99(
-                _number(f, plan.p99(c)), _buckets(f, plan.buckets(c)), seconds, judge, shown
+                _revision_number(f, plan.all_p99(), c.revision),
+                _revision_buckets(f, plan.all_buckets(), c.revision),
+                seconds,
+                judge,
+                shown,
             ),
         )
     if slo.max_latency_ratio_to_stable is not None:
@@ -272,12 +296,12 @@ def _checks(
             v.LATENCY_RATIO,
             ratio,
             f"{plan.p99(c)} / {plan.p99(s)}",
-            [plan.p99(c), plan.p99(s), plan.requests(c), plan.requests(s)],
+            [plan.all_p99(), plan.all_requests()],
             lambda f, shown: v.judge_latency_ratio(
-                _number(f, plan.p99(c)),
-                _number(f, plan.p99(s)),
-                _count(f, plan.requests(c)),
-                _count(f, plan.requests(s)),
+                _revision_number(f, plan.all_p99(), c.revision),
+                _revision_number(f, plan.all_p99(), s.revision),
+                _revision_count(f, plan.all_requests(), c.revision),
+                _revision_count(f, plan.all_requests(), s.revision),
                 ratio,
                 judge,
                 shown,
@@ -315,7 +339,8 @@ def _checks(
     return checks
 
 
-def _feature_buckets(fetched: Fetched, query: str, revision: str) -> dict[float, float]:
+def _revision_buckets(fetched: Fetched, query: str, revision: str) -> dict[float, float]:
+    """A revision's cumulative counts per `le` bound in a `by (revision, le)` answer."""
     out: dict[float, float] = {}
     for sample in _result(fetched, query).samples:
         if sample.labels.get("revision") != revision:
@@ -336,7 +361,7 @@ def _drift_check(feature: str, max_psi: float, plan: Plan, judge: v.Judge) -> Ch
         query,
         (query,),
         lambda f, shown: d.judge_input_psi(
-            feature, _feature_buckets(f, query, new), _feature_buckets(f, query, old), max_psi, judge, shown
+            feature, _revision_buckets(f, query, new), _revision_buckets(f, query, old), max_psi, judge, shown
         ),
     )
 
