@@ -250,3 +250,15 @@ def test_bad_input_is_refused() -> None:
         sequential.limit_test(Counts(1, 2), 1.5, 0.95)
     with pytest.raises(ValueError, match="tolerance"):
         sequential.safety_test(Counts(1, 2), Counts(1, 2), 0.0)
+
+
+@pytest.mark.parametrize("delta", [0.0, 0.01, 0.5, 0.99])
+def test_edge_counts_never_raise(delta: float) -> None:
+    edges = [Counts(0, 0), Counts(0, 1), Counts(1, 1), Counts(0, 1000), Counts(1000, 1000), Counts(3, 1000)]
+    for new in edges:
+        for old in edges:
+            evidence = sequential.difference_test(new, old, delta, 0.95)
+            assert not math.isnan(evidence.log_e), (new, old, delta)
+            assert 0.0 <= evidence.lower <= evidence.upper
+            if delta > 0:
+                assert not math.isnan(sequential.safety_test(new, old, delta))

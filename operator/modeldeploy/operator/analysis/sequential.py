@@ -126,32 +126,31 @@ def _shifted_profile(new: Counts, stable: Counts, delta: float) -> float:
     if delta == 0.0:
         pooled = Counts(new.hits + stable.hits, new.total + stable.total)
         return log_likelihood(pooled, _mle(pooled))
-    lo, hi = 0.0, 1.0 - delta
+    new_misses, stable_misses = new.total - new.hits, stable.total - stable.hits
 
-    def slope(p: float) -> float:  # derivative of the concave profile; decreasing in p
+    def slope(p: float) -> float:  # derivative of the concave profile inside (0, 1 - delta); decreasing
         q = p + delta
-        return (
-            (new.hits / q if new.hits else 0.0)
-            - ((new.total - new.hits) / (1.0 - q) if new.total - new.hits else 0.0)
-            + (stable.hits / p if stable.hits else 0.0)
-            - ((stable.total - stable.hits) / (1.0 - p) if stable.total - stable.hits else 0.0)
-        )
+        total = new.hits / q + (stable.hits / p if stable.hits else 0.0)
+        if new_misses:
+            total -= new_misses / (1.0 - q) if q < 1.0 else math.inf
+        if stable_misses:
+            total -= stable_misses / (1.0 - p)
+        return total
 
-    if slope(lo + 1e-300 if stable.hits else lo) <= 0:
-        p = lo
-    elif slope(hi * (1 - 1e-16) if new.total - new.hits or stable.total - stable.hits else hi) >= 0:
-        p = hi
-    else:
-        for _ in range(_BISECTION_STEPS):
-            mid = (lo + hi) / 2.0
-            if mid in (lo, hi):
-                break
-            if slope(mid) > 0:
-                lo = mid
-            else:
-                hi = mid
-        p = (lo + hi) / 2.0
-    return log_likelihood(new, p + delta) + log_likelihood(stable, p)
+    def profile(p: float) -> float:
+        return log_likelihood(new, min(1.0, p + delta)) + log_likelihood(stable, p)
+
+    lo, hi = 0.0, 1.0 - delta
+    for _ in range(_BISECTION_STEPS):
+        mid = (lo + hi) / 2.0
+        if mid in (lo, hi):
+            break
+        if slope(mid) > 0:
+            lo = mid
+        else:
+            hi = mid
+    # the maximum is at the root of the slope, or at an end of the interval when there is none
+    return max(profile(0.0), profile((lo + hi) / 2.0), profile(1.0 - delta))
 
 
 def _ratio_profile(new: Counts, stable: Counts, ratio: float) -> float:
