@@ -271,6 +271,11 @@ async def test_a_sequential_canary_run_judges_counts_since_the_rollout_began(
     assert results["errorRate"].value == pytest.approx(0.3)
     assert results["errorRate"].query == q.error_ratio_query(CANARY, since)
     assert "(180 of 600 requests since the rollout began" in results["errorRate"].message
+    # three sequential checks share alpha = 5%: each rejects at e >= 1 / (5% / 3) = 60
+    assert all(
+        "vs 60 at 98.3333%" in results[m].message
+        for m in ("errorRate", "errorRateDeltaToStable", "latencyDistribution")
+    ), [results[m].message for m in results]
     assert results["latencyDistribution"].message.startswith(
         "50% of 600 requests slower than 100ms vs stable's 1.67% of 6000 since the rollout began"
     )

@@ -85,7 +85,8 @@ class SequentialSettings:
     `since`: how long ago the rollout of the new revision began (the counts are `increase()` over it);
     `tolerance`: promotion needs "no regression beyond it" shown (None: today's pass rule);
     `latency_delta`: with a value, the latency-distribution check runs with that allowed excess share
-    of slow requests per bucket bound (None: no latency-distribution check).
+    of slow requests per bucket bound (None: no latency-distribution check). The checks share alpha
+    (1 - confidence) evenly: each tests at 1 - alpha / (number of sequential checks).
     """
 
     since: timedelta
@@ -175,11 +176,18 @@ class Check:
 
 
 def _sequential_checks(spec: AnalysisSpec, plan: Plan, settings: SequentialSettings) -> list[Check]:
-    """errorRate and errorRateDeltaToStable over the counts since the rollout began; latencyDistribution."""
+    """errorRate and errorRateDeltaToStable over the counts since the rollout began; latencyDistribution.
+
+    alpha is split evenly between them (Bonferroni), so the chance that any of them ever fails a
+    healthy revision over the whole rollout stays <= 1 - confidence.
+    """
     c, s = plan.canary, plan.stable
-    judge = v.Judge(min_requests=spec.min_requests, confidence=spec.confidence, window=plan.window)
-    checks: list[Check] = []
     slo = spec.slo
+    configured = [slo.error_rate, slo.max_error_rate_delta_to_stable, settings.latency_delta]
+    share = max(1, sum(x is not None for x in configured))
+    confidence = 1.0 - (1.0 - spec.confidence) / share
+    judge = v.Judge(min_requests=spec.min_requests, confidence=confidence, window=plan.window)
+    checks: list[Check] = []
     if slo.error_rate is not None:
         limit = slo.error_rate
         checks.append(
