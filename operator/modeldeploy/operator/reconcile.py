@@ -14,6 +14,7 @@ Bad specs and odd state never crash the loop: they become status and a Warning E
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import replace
@@ -230,6 +231,15 @@ def _count(result: Plan, meta: ModelDeploymentMeta) -> None:
             metrics.ROLLBACKS.labels(*labels, _rollback_cause(result.status)).inc()
 
 
+def forget(namespace: str, name: str) -> None:
+    """Drop what this process keeps about a deleted ModelDeployment: digests of its applied
+    children, its analysis series and its rollout gauge (counters stay: they only ever grow)."""
+    _applied.forget((namespace, name))
+    analysis_metrics.forget_model(namespace, name)
+    with contextlib.suppress(KeyError):
+        metrics.ROLLOUTS_IN_PROGRESS.remove(namespace, name)
+
+
 async def reconcile(
     kube: Kube, namespace: str, name: str, settings: OperatorSettings, logger: Logger
 ) -> float:
@@ -256,7 +266,7 @@ async def _reconcile(
 ) -> float:
     body = await kube.get(MODELDEPLOYMENT, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
-        _applied.forget((namespace, name))
+        forget(namespace, name)
         return settings.resync_seconds
     meta = ModelDeploymentMeta.from_body(body)
     try:
