@@ -65,11 +65,6 @@ class ShadowMirror:
         self._compare_max_bytes = compare_max_bytes
         self._tasks: set[asyncio.Task[None]] = set()
 
-    @property
-    def pending(self) -> int:
-        """Copies in flight or waiting for a slot."""
-        return len(self._tasks)
-
     def submit(self, copy: ShadowCopy) -> bool:
         """Start a copy if there is room, else count it dropped. Never waits."""
         if len(self._tasks) >= self._capacity:

@@ -17,7 +17,7 @@ from modeldeploy.operator.api import (
 )
 from modeldeploy.operator.api.status import MAX_DRAINING, MAX_HISTORY
 from modeldeploy.operator.planner.inputs import ModelDeploymentMeta, ObservedChildren, PlannerConfig
-from modeldeploy.operator.planner.plan import NORMAL, WARNING, PlannedEvent
+from modeldeploy.operator.planner.outputs import NORMAL, WARNING, PlannedEvent
 
 if TYPE_CHECKING:
     from modeldeploy.operator.planner.golden import GoldenOutcome
@@ -56,10 +56,6 @@ class Tick:
     @property
     def drain_period(self) -> timedelta:
         return parse_duration(self.spec.drain_period)
-
-    @property
-    def analysis_interval(self) -> timedelta:
-        return parse_duration(self.spec.rollout.analysis.interval)
 
     def image_of(self, revision: str | None) -> str:
         """The model image of a revision, as far as spec and status know it."""

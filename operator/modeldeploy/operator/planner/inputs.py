@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from modeldeploy.contract.labels import CONTAINER_MODEL, IMAGE_ANNOTATION, REVISION_LABEL
 from modeldeploy.contract.routing import ROUTING_KEY, RoutingTable
-from modeldeploy.operator.planner.plan import ChildRef
+from modeldeploy.operator.planner.outputs import ChildRef
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,6 @@ class ObservedRevision:
     """spec.replicas of the Deployment (what was last asked for)."""
     ready_replicas: int
     """status.readyReplicas."""
-    created_at: datetime | None = None
     image: str | None = None
     """The model image (annotation modeldeploy.io/image, else the ``model`` container's image)."""
 
@@ -65,7 +63,6 @@ class ObservedRevision:
             raise ValueError(f"Deployment {meta.get('name')!r} has no {REVISION_LABEL} label")
         spec = deployment.get("spec") or {}
         status = deployment.get("status") or {}
-        created = meta.get("creationTimestamp")
         containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
         image = (meta.get("annotations") or {}).get(IMAGE_ANNOTATION) or next(
             (c.get("image") for c in containers if c.get("name") == CONTAINER_MODEL), None
@@ -74,7 +71,6 @@ class ObservedRevision:
             revision=str(revision),
             replicas=int(spec.get("replicas", 1)),
             ready_replicas=int(status.get("readyReplicas") or 0),
-            created_at=_timestamp(created) if created else None,
             image=str(image) if image else None,
         )
 
@@ -167,9 +163,3 @@ class PlannerConfig:
     """The sidecar's /metrics port (scraped by Prometheus)."""
     cluster_domain_suffix: str = "svc"
     """Host suffix of Service URLs in the routing table: http://<svc>.<namespace>.<suffix>:<port>."""
-    default_drain_seconds: float = 30.0
-    """Drain period used when the spec sets none (time between traffic cut and scale-down)."""
-
-
-def _timestamp(text: str) -> datetime:
-    return datetime.fromisoformat(str(text).replace("Z", "+00:00"))

@@ -86,7 +86,5 @@ class Plan:
     requeue_after: float | None = None
     """Seconds until the next time-based transition or analysis run; None when nothing is timed."""
     handled_action: HandledAction | None = None
-    analysis_due: bool = False
-    """True when the canary/shadow should be analysed now (see ``analysis_request``)."""
     notes: tuple[str, ...] = field(default=())
     """Why the planner decided what it did in this call (for debug logs)."""

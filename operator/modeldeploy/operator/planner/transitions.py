@@ -22,7 +22,7 @@ from modeldeploy.operator.analysis.results import AnalysisOutcome, Verdict
 from modeldeploy.operator.planner.analysis_runs import record_outcome
 from modeldeploy.operator.planner.context import Tick
 from modeldeploy.operator.planner.drain import finish_drains
-from modeldeploy.operator.planner.plan import HandledAction
+from modeldeploy.operator.planner.outputs import HandledAction
 from modeldeploy.operator.planner.pod_wait import wait_for_pods
 from modeldeploy.operator.planner.rollback import rollback, supersede
 from modeldeploy.operator.planner.rollout import progress, start_rollout
