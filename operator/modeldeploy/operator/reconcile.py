@@ -46,12 +46,13 @@ from modeldeploy.operator.planner import (
     analysis_request,
     plan,
 )
-from modeldeploy.operator.planner.golden import GoldenCheckRequest, GoldenOutcome, golden_checks_due
+from modeldeploy.operator.planner.golden import GoldenCheckRequest, golden_checks_due
 from modeldeploy.operator.planner.guardrail_documents import (
     GuardrailConfigError,
     golden_requests,
     referenced_configmaps,
 )
+from modeldeploy.operator.planner.inputs import GoldenOutcome
 from modeldeploy.operator.planner.routing import revision_url
 from modeldeploy.operator.settings import OperatorSettings
 

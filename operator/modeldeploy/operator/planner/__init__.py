@@ -16,12 +16,9 @@ from __future__ import annotations
 from modeldeploy.contract.labels import model_selector
 from modeldeploy.operator.planner.actions import ACTION_ANNOTATION, ACTIONS, action_value, parse_action
 from modeldeploy.operator.planner.analysis_runs import AnalysisRequest, analysis_due_at, analysis_request
-from modeldeploy.operator.planner.golden import (
-    GoldenCheckRequest,
-    GoldenOutcome,
-    golden_checks_due,
-)
+from modeldeploy.operator.planner.golden import GoldenCheckRequest, golden_checks_due
 from modeldeploy.operator.planner.inputs import (
+    GoldenOutcome,
     ModelDeploymentMeta,
     ObservedChildren,
     ObservedRevision,

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from modeldeploy.contract.labels import CONTAINER_MODEL, IMAGE_ANNOTATION, REVISION_LABEL
 from modeldeploy.contract.routing import ROUTING_KEY, RoutingTable
+from modeldeploy.operator.api.status import GoldenCheck
 from modeldeploy.operator.planner.outputs import ChildRef
 
 
@@ -38,6 +40,40 @@ class ModelDeploymentMeta:
             uid=str(meta["uid"]),
             generation=int(meta.get("generation") or 0),
             annotations=dict(meta.get("annotations") or {}),
+        )
+
+
+GoldenTarget = Literal["gate", "periodic"]
+"""A golden check of the new revision before it gets traffic, or the periodic one of stable."""
+
+
+@dataclass(frozen=True)
+class GoldenOutcome:
+    """The result of one golden check (made by reconcile, an input of ``plan``)."""
+
+    revision: str
+    target: GoldenTarget
+    passed: bool
+    at: datetime
+    requests: int = 0
+    failed_request: str | None = None
+    message: str = ""
+    unanswered: bool = False
+    """True when the check failed without a response to judge (no answer, or no requests to send)."""
+
+    @property
+    def which(self) -> str:
+        """The failed request in words, for Events and rollback reasons."""
+        return f"golden request {self.failed_request}" if self.failed_request else "golden requests"
+
+    def as_status(self) -> GoldenCheck:
+        return GoldenCheck(
+            revision=self.revision,
+            result="Passed" if self.passed else "Failed",
+            checked_at=self.at,
+            requests=self.requests,
+            failed_request=self.failed_request,
+            message=self.message[:4096],
         )
 
 

@@ -17,8 +17,13 @@ from modeldeploy.operator.planner.analysis_runs import analysis_due_at
 from modeldeploy.operator.planner.conditions import finish_status
 from modeldeploy.operator.planner.context import Tick
 from modeldeploy.operator.planner.data_path import data_path
-from modeldeploy.operator.planner.golden import GoldenOutcome, record_periodic
-from modeldeploy.operator.planner.inputs import ModelDeploymentMeta, ObservedChildren, PlannerConfig
+from modeldeploy.operator.planner.golden import record_periodic
+from modeldeploy.operator.planner.inputs import (
+    GoldenOutcome,
+    ModelDeploymentMeta,
+    ObservedChildren,
+    PlannerConfig,
+)
 from modeldeploy.operator.planner.outputs import Plan
 from modeldeploy.operator.planner.render import render
 from modeldeploy.operator.planner.transitions import run
