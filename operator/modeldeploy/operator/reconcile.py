@@ -87,7 +87,7 @@ async def run_analysis(
         meta.namespace,
         canary_revision=request.revision,
         stable_revision=request.stable_revision,
-        phase_kind=request.mode,
+        phase_kind=request.phase_kind,
         prom=_prometheus.get(url),
         window=request.window,
         min_window=timedelta(seconds=settings.analysis_min_window_seconds),
