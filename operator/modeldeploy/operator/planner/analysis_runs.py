@@ -92,7 +92,7 @@ def describe_failure(outcome: AnalysisOutcome) -> str:
     return "; ".join(v.message or f"{v.metric} {v.verdict.value}" for v in failing) or outcome.summary
 
 
-def record_outcome(tick: Tick, outcome: AnalysisOutcome | None) -> Verdict | None:
+def count_outcome(tick: Tick, outcome: AnalysisOutcome | None) -> Verdict | None:
     """Count ``outcome`` into ``status.analysis`` if it is due and for the new revision."""
     if outcome is None:
         return None
