@@ -30,8 +30,8 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-install-python: $(PY) ## the modeldeploy package (editable) with test tools, in .venv
-	$(PY) -m pip install -q -e '.[test]'
+install-python: $(PY) ## the modeldeploy package (editable) with test tools and the iris example's BentoML, in .venv
+	$(PY) -m pip install -q -e '.[test,iris]'
 
 cluster-build: ## build (or reuse) the local control plane: kube-apiserver, controller-manager, scheduler, kubectl, etcd, KWOK
 	bash tests/cluster/build.sh

@@ -7,53 +7,21 @@ metrics is the e2e layer's job.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 from kubernetes.client import ApiClient
 
 from tests.cluster.localcluster import LocalCluster
+from tests.support.mdep import Mdep, manifest, wait_for
 from tests.support.operator_process import OperatorProcess, install_crd, running_operator
 from tests.support.readiness import model_pods_ready
 
 pytestmark = pytest.mark.cluster
-
-GROUP, VERSION, PLURAL = "modeldeploy.io", "v1alpha1", "modeldeployments"
-
-
-def wait_for(
-    predicate: Callable[[], Any], timeout: float, what: str, op: OperatorProcess | None = None
-) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.25)
-    logs = op.logs()[-4000:] if op else ""
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}\noperator log tail:\n{logs}")
-
-
-def manifest(name: str, image: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ModelDeployment",
-        "metadata": {"name": name},
-        "spec": {
-            "model": {"image": image},
-            "replicas": 2,
-            "drainPeriod": "1s",
-            "rollout": {"steps": steps, "analysis": {"interval": "1s", "minRequests": 1}},
-        },
-    }
 
 
 @pytest.fixture(scope="module")
@@ -71,44 +39,6 @@ def namespace(cluster: LocalCluster, k8s: ApiClient) -> Iterator[str]:
 def operator(cluster: LocalCluster, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
     with running_operator(cluster, namespace, tmp_path, ("--analysis-override", "pass")) as op:
         yield op
-
-
-class Mdep:
-    """Reads and edits one ModelDeployment through the API server."""
-
-    def __init__(self, cluster: LocalCluster, k8s: ApiClient, namespace: str, name: str) -> None:
-        self.cluster, self.namespace, self.name = cluster, namespace, name
-        self.custom = client.CustomObjectsApi(k8s)
-        self.apps = client.AppsV1Api(k8s)
-        self.core = client.CoreV1Api(k8s)
-
-    def apply(self, body: dict[str, Any]) -> None:
-        self.cluster.kubectl("apply", "-n", self.namespace, "-f", "-", input=yaml.safe_dump(body))
-
-    def get(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, self.name
-        )
-        return result
-
-    def status(self) -> dict[str, Any]:
-        return dict(self.get().get("status") or {})
-
-    def set_image(self, image: str) -> None:
-        self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, self.name, {"spec": {"model": {"image": image}}}
-        )
-
-    def deployments(self) -> dict[str, Any]:
-        items = self.apps.list_namespaced_deployment(
-            self.namespace, label_selector=f"modeldeploy.io/model={self.name}"
-        ).items
-        return {d.metadata.name: d for d in items}
-
-    def routing(self) -> dict[str, Any]:
-        cm = self.core.read_namespaced_config_map(f"{self.name}-routing", self.namespace)
-        result: dict[str, Any] = json.loads(cm.data["routing.json"])
-        return result
 
 
 def test_first_revision_becomes_stable_with_owned_children(

@@ -26,9 +26,10 @@ from hypothesis import strategies as st
 from kubernetes import client
 from kubernetes.client import ApiClient
 
-from tests.api.test_operator_rollout import GROUP, PLURAL, VERSION, wait_for
+from modeldeploy.operator.api import GROUP, PLURAL, VERSION
 from tests.cluster.localcluster import ROOT, LocalCluster
 from tests.support.json_paths import paths, slot
+from tests.support.mdep import wait_for
 from tests.support.operator_process import install_crd, running_operator
 from tests.support.readiness import model_pods_ready
 

@@ -28,9 +28,9 @@ from kubernetes.client import ApiClient
 from modeldeploy.operator.api import ModelDeploymentSpec, ModelDeploymentStatus
 from modeldeploy.operator.planner import ModelDeploymentMeta, ObservedChildren, PlannerConfig, plan
 from modeldeploy.operator.rbac import OPERATOR_RULES, sidecar_rules
-from tests.api.test_operator_rollout import Mdep, manifest, wait_for
 from tests.chart.access import service_account_kubeconfig
 from tests.cluster.localcluster import LocalCluster
+from tests.support.mdep import Mdep, manifest, wait_for
 from tests.support.operator_process import install_crd, running_operator
 from tests.support.readiness import model_pods_ready
 

@@ -26,8 +26,8 @@ from kubernetes import client, config
 from kubernetes.client import ApiClient
 
 from modeldeploy.operator.planner.actions import ACTION_ANNOTATION, action_value
-from tests.api.test_operator_rollout import Mdep, wait_for
 from tests.cluster.localcluster import LocalCluster, running_cluster
+from tests.support.mdep import Mdep, wait_for
 from tests.support.operator_process import install_crd, running_operator
 from tests.support.readiness import mark_ready_once, model_pods_ready
 

@@ -14,10 +14,10 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 
 from modeldeploy.operator.planner.actions import ACTION_ANNOTATION
-from tests.api.test_operator_rollout import Mdep, wait_for
 from tests.argocd.capture import capture, manifest
 from tests.argocd.lua import DISCOVERY, HEALTH, action_script, run
 from tests.cluster.localcluster import LocalCluster
+from tests.support.mdep import Mdep, wait_for
 from tests.support.operator_process import OperatorProcess, install_crd, running_operator
 from tests.support.readiness import model_pods_ready
 

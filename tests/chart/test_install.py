@@ -16,10 +16,10 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 
 from modeldeploy.operator.rbac import OPERATOR_RULES
-from tests.api.test_operator_rollout import Mdep, manifest, wait_for
 from tests.chart.access import can_i, granted, service_account_kubeconfig, service_account_user
 from tests.chart.helm import CHART, CI_VALUES, helm, template_text
 from tests.cluster.localcluster import LocalCluster
+from tests.support.mdep import Mdep, manifest, wait_for
 from tests.support.operator_process import install_crd, running_operator
 from tests.support.readiness import model_pods_ready
 

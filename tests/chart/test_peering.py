@@ -12,9 +12,9 @@ import pytest
 from kubernetes import client
 from kubernetes.client import ApiClient
 
-from tests.api.test_operator_rollout import Mdep, manifest, wait_for
 from tests.chart.helm import CHART
 from tests.cluster.localcluster import LocalCluster
+from tests.support.mdep import Mdep, manifest, wait_for
 from tests.support.operator_process import OperatorProcess, install_crd, running_operator
 from tests.support.readiness import model_pods_ready
 

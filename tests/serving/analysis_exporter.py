@@ -26,7 +26,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from modeldeploy.contract.routing import DriftSettings
-from modeldeploy.serving.compare import Verdict
+from modeldeploy.serving.compare import ShadowResult
 from modeldeploy.serving.drift import FeatureHistograms
 from modeldeploy.serving.metrics import LOCAL, SidecarMetrics
 
@@ -53,7 +53,7 @@ def main(argv: list[str]) -> None:
                     metrics.observe_request(revision, spec.get("route", LOCAL), spec["code"], spec["seconds"])
             for spec in config.get("shadow", []):
                 for _ in range(spec["count"]):
-                    metrics.observe_shadow(spec["revision"], Verdict(spec["result"]))
+                    metrics.observe_shadow(spec["revision"], ShadowResult(spec["result"]))
             for feature in features:
                 key = feature["path"].lstrip("/")
                 for value in feature["values"]:

@@ -14,6 +14,7 @@ Bad specs and odd state never crash the loop: they become status and a Warning E
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import replace
@@ -45,12 +46,13 @@ from modeldeploy.operator.planner import (
     analysis_request,
     plan,
 )
-from modeldeploy.operator.planner.golden import GoldenCheckRequest, GoldenOutcome, golden_checks_due
+from modeldeploy.operator.planner.golden import GoldenCheckRequest, golden_checks_due
 from modeldeploy.operator.planner.guardrail_documents import (
     GuardrailConfigError,
     golden_requests,
     referenced_configmaps,
 )
+from modeldeploy.operator.planner.inputs import GoldenOutcome
 from modeldeploy.operator.planner.routing import revision_url
 from modeldeploy.operator.settings import OperatorSettings
 
@@ -85,7 +87,7 @@ async def run_analysis(
         meta.namespace,
         canary_revision=request.revision,
         stable_revision=request.stable_revision,
-        phase_kind=request.mode,
+        phase_kind=request.phase_kind,
         prom=_prometheus.get(url),
         window=request.window,
         min_window=timedelta(seconds=settings.analysis_min_window_seconds),
@@ -230,6 +232,15 @@ def _count(result: Plan, meta: ModelDeploymentMeta) -> None:
             metrics.ROLLBACKS.labels(*labels, _rollback_cause(result.status)).inc()
 
 
+def forget(namespace: str, name: str) -> None:
+    """Drop what this process keeps about a deleted ModelDeployment: digests of its applied
+    children, its analysis series and its rollout gauge (counters stay: they only ever grow)."""
+    _applied.forget((namespace, name))
+    analysis_metrics.forget_model(namespace, name)
+    with contextlib.suppress(KeyError):
+        metrics.ROLLOUTS_IN_PROGRESS.remove(namespace, name)
+
+
 async def reconcile(
     kube: Kube, namespace: str, name: str, settings: OperatorSettings, logger: Logger
 ) -> float:
@@ -256,7 +267,7 @@ async def _reconcile(
 ) -> float:
     body = await kube.get(MODELDEPLOYMENT, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
-        _applied.forget((namespace, name))
+        forget(namespace, name)
         return settings.resync_seconds
     meta = ModelDeploymentMeta.from_body(body)
     try:

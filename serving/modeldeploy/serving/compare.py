@@ -11,7 +11,7 @@ from enum import StrEnum
 from modeldeploy.contract.comparison import Mode, responses_match
 
 
-class Verdict(StrEnum):
+class ShadowResult(StrEnum):
     """The label values of `modeldeploy_shadow_requests_total{result}`."""
 
     MATCH = "match"
@@ -22,6 +22,6 @@ class Verdict(StrEnum):
 
 def compare_responses(
     primary: tuple[int, bytes], shadow: tuple[int, bytes], mode: Mode, tolerance: float
-) -> Verdict:
+) -> ShadowResult:
     """MATCH or MISMATCH for two (status, body) pairs (a failed shadow is the caller's ERROR)."""
-    return Verdict.MATCH if responses_match(primary, shadow, mode, tolerance) else Verdict.MISMATCH
+    return ShadowResult.MATCH if responses_match(primary, shadow, mode, tolerance) else ShadowResult.MISMATCH

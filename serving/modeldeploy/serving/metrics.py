@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from modeldeploy.serving.compare import Verdict
+from modeldeploy.serving.compare import ShadowResult
 
 LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -170,10 +170,10 @@ class SidecarMetrics:
 
     def announce_shadow(self, shadow_revision: str) -> None:
         """Create the shadow series at 0 for a new shadow revision."""
-        for verdict in Verdict:
+        for verdict in ShadowResult:
             self.shadow.labels(*self._base, shadow_revision, verdict.value)
 
-    def observe_shadow(self, shadow_revision: str, verdict: Verdict) -> None:
+    def observe_shadow(self, shadow_revision: str, verdict: ShadowResult) -> None:
         self.shadow.labels(*self._base, shadow_revision, verdict.value).inc()
 
     def observe_guard_trip(self, canary_revision: str) -> None:

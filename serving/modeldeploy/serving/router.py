@@ -40,10 +40,6 @@ class Decision:
     primary: Target
     shadow: Target | None = None
 
-    @property
-    def to_canary(self) -> bool:
-        return self.primary.route == CANARY
-
 
 class TableRejected(ValueError):
     """A routing table that does not belong to this sidecar's model."""

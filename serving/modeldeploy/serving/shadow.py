@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from multidict import CIMultiDict
 
 from modeldeploy.contract.routing import Comparison
-from modeldeploy.serving.compare import Verdict, compare_responses
+from modeldeploy.serving.compare import ShadowResult, compare_responses
 from modeldeploy.serving.metrics import SidecarMetrics
 from modeldeploy.serving.router import Target
 from modeldeploy.serving.upstream import UpstreamError, Upstreams
@@ -65,15 +65,10 @@ class ShadowMirror:
         self._compare_max_bytes = compare_max_bytes
         self._tasks: set[asyncio.Task[None]] = set()
 
-    @property
-    def pending(self) -> int:
-        """Copies in flight or waiting for a slot."""
-        return len(self._tasks)
-
     def submit(self, copy: ShadowCopy) -> bool:
         """Start a copy if there is room, else count it dropped. Never waits."""
         if len(self._tasks) >= self._capacity:
-            self._metrics.observe_shadow(copy.target.revision, Verdict.DROPPED)
+            self._metrics.observe_shadow(copy.target.revision, ShadowResult.DROPPED)
             return False
         task = asyncio.create_task(self._run(copy), name=f"shadow-{copy.target.revision}")
         self._tasks.add(task)
@@ -84,7 +79,7 @@ class ShadowMirror:
         async with self._slots:
             shadow = await self._send(copy)
         if shadow is None:
-            self._metrics.observe_shadow(copy.target.revision, Verdict.ERROR)
+            self._metrics.observe_shadow(copy.target.revision, ShadowResult.ERROR)
             return
         try:
             primary = await asyncio.wait_for(asyncio.shield(copy.primary), self._primary_wait)
@@ -95,7 +90,7 @@ class ShadowMirror:
             return
         verdict = compare_responses(primary, shadow, copy.comparison.mode, copy.comparison.tolerance)
         self._metrics.observe_shadow(copy.target.revision, verdict)
-        if verdict is Verdict.MISMATCH:
+        if verdict is ShadowResult.MISMATCH:
             log.debug("shadow %s mismatch on %s %s", copy.target.revision, copy.method, copy.path_qs)
 
     async def _send(self, copy: ShadowCopy) -> tuple[int, bytes] | None:

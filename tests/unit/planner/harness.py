@@ -31,7 +31,7 @@ from modeldeploy.operator.planner import (
     golden_checks_due,
     plan,
 )
-from modeldeploy.operator.planner.plan import ChildRef
+from modeldeploy.operator.planner.outputs import ChildRef
 
 T0 = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
 CONFIG = PlannerConfig(sidecar_image="registry.example.com/modeldeploy:0.1.0")

@@ -234,7 +234,7 @@ def test_observed_revision_from_a_deployment() -> None:
             "status": {"readyReplicas": 2},
         }
     )
-    assert observed == ObservedRevision("abc", 3, 2, T0)
+    assert observed == ObservedRevision("abc", 3, 2)
     fresh = ObservedRevision.from_deployment({"metadata": {"labels": {"modeldeploy.io/revision": "x"}}})
     assert (fresh.replicas, fresh.ready_replicas, fresh.image) == (1, 0, None)
     rendered = first_plan()[("Deployment", f"iris-{R1}")]

@@ -66,7 +66,7 @@ from modeldeploy.operator.api.status import (
     Outcome,
     Phase,
     TrafficStatus,
-    Verdict,
+    VerdictName,
 )
 
 __all__ = [
@@ -124,7 +124,7 @@ __all__ = [
     "Step",
     "TrafficSpec",
     "TrafficStatus",
-    "Verdict",
+    "VerdictName",
     "format_duration",
     "parse_duration",
     "revision_hash",

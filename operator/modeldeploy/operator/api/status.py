@@ -21,7 +21,8 @@ MAX_CONDITIONS = 16
 
 Phase = Literal["Progressing", "Paused", "Succeeded", "RolledBack", "Degraded", "Failed"]
 PHASES: tuple[Phase, ...] = ("Progressing", "Paused", "Succeeded", "RolledBack", "Degraded", "Failed")
-Verdict = Literal["Pass", "Fail", "Inconclusive"]
+VerdictName = Literal["Pass", "Fail", "Inconclusive"]
+"""A verdict as status spells it (analysis.results.Verdict is the analysis's enum)."""
 Outcome = Literal["Promoted", "RolledBack", "Failed", "Superseded"]
 ActionResult = Literal["Applied", "Ignored", "Rejected"]
 PauseReason = Literal["UserPaused", "InconclusiveAnalysis"]
@@ -50,7 +51,7 @@ class MetricResult(ApiModel):
     metric: Annotated[str, bounded(63, 1)] = Field(
         description="Metric name: a built-in (errorRate, latencyP99, ...) or a custom metric's name."
     )
-    verdict: Verdict = Field(description="Pass, Fail, or Inconclusive (too little data or no answer).")
+    verdict: VerdictName = Field(description="Pass, Fail, or Inconclusive (too little data or no answer).")
     value: float | None = Field(default=None, description="Measured value; absent when there was no data.")
     threshold: float | None = Field(default=None, description="The threshold the value was compared with.")
     query: Annotated[str, bounded(8192)] | None = Field(

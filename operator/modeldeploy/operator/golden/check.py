@@ -16,7 +16,8 @@ import aiohttp
 
 from modeldeploy.contract.comparison import json_equal
 from modeldeploy.operator.api import GoldenRequest
-from modeldeploy.operator.planner.golden import GoldenCheckRequest, GoldenOutcome
+from modeldeploy.operator.planner.golden import GoldenCheckRequest
+from modeldeploy.operator.planner.inputs import GoldenOutcome
 
 SHOWN = 300
 """Characters of an expected or received body shown in status and Events."""

@@ -32,7 +32,7 @@ from modeldeploy.operator.api import GROUP, PLURAL, VERSION
 from modeldeploy.operator.handlers import wakeups
 from modeldeploy.operator.handlers.config import current
 from modeldeploy.operator.kube import Kube
-from modeldeploy.operator.reconcile import reconcile
+from modeldeploy.operator.reconcile import forget, reconcile
 
 MANAGED = {MANAGED_BY_LABEL: MANAGED_BY}
 MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED.items())
@@ -100,6 +100,13 @@ async def rollout_loop(
             await wakeups.sleep(wakeup, delay, stopped.wait())
     finally:
         wakeups.unregister(key)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+def modeldeployment_deleted(name: str, namespace: str | None, **_: Any) -> None:
+    # The loop is stopped by now; what this process keeps about the model goes with it.
+    if namespace:
+        forget(namespace, name)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

@@ -6,40 +6,27 @@ Typical use in a handler::
     outcome = await analyse(request) if request else None   # the handler's I/O
     result = plan(meta, spec, status, observed, now, config, analysis=outcome)
     # apply result.manifests, result.scale, result.delete, result.status_patch, result.events
-    # (in that order; see plan.py), then call again after result.requeue_after seconds.
+    # (in that order; see outputs.py), then call again after result.requeue_after seconds.
 
 The planner holds no state between calls: everything it needs to resume is in ``status``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime, timedelta
-
 from modeldeploy.contract.labels import model_selector
-from modeldeploy.operator.analysis.results import AnalysisOutcome
-from modeldeploy.operator.api import ModelDeploymentSpec, ModelDeploymentStatus
 from modeldeploy.operator.planner.actions import ACTION_ANNOTATION, ACTIONS, action_value, parse_action
 from modeldeploy.operator.planner.analysis_runs import AnalysisRequest, analysis_due_at, analysis_request
-from modeldeploy.operator.planner.conditions import finish_status
-from modeldeploy.operator.planner.context import Tick
-from modeldeploy.operator.planner.data_path import data_path
-from modeldeploy.operator.planner.golden import (
-    GoldenCheckRequest,
-    GoldenOutcome,
-    golden_checks_due,
-    record_periodic,
-)
+from modeldeploy.operator.planner.golden import GoldenCheckRequest, golden_checks_due
 from modeldeploy.operator.planner.inputs import (
+    GoldenOutcome,
     ModelDeploymentMeta,
     ObservedChildren,
     ObservedRevision,
     PlannerConfig,
     routing_from_configmap,
 )
-from modeldeploy.operator.planner.plan import ChildRef, HandledAction, Plan, PlannedEvent, ScaleChange
-from modeldeploy.operator.planner.render import render
-from modeldeploy.operator.planner.transitions import run
+from modeldeploy.operator.planner.outputs import ChildRef, HandledAction, Plan, PlannedEvent, ScaleChange
+from modeldeploy.operator.planner.plan import plan
 
 __all__ = [
     "ACTIONS",
@@ -65,57 +52,3 @@ __all__ = [
     "plan",
     "routing_from_configmap",
 ]
-
-
-def plan(
-    meta: ModelDeploymentMeta,
-    spec: ModelDeploymentSpec,
-    status: ModelDeploymentStatus,
-    observed: ObservedChildren,
-    now: datetime,
-    config: PlannerConfig,
-    analysis: AnalysisOutcome | None = None,
-    golden: Sequence[GoldenOutcome] = (),
-) -> Plan:
-    """Decide the next state of one ModelDeployment and the children that realise it.
-
-    ``now`` must be timezone-aware. ``analysis`` is the outcome of the run ``analysis_request``
-    asked for in this same round (None when none was due or it could not be made); ``golden``
-    the golden checks ``golden_checks_due`` asked for.
-    """
-    if now.tzinfo is None or now.utcoffset() != timedelta(0):
-        raise ValueError(f"now must be a UTC datetime, got {now!r}")
-    tick = Tick(
-        meta=meta,
-        spec=spec,
-        status=status.model_copy(deep=True),
-        observed=observed,
-        now=now,
-        config=config,
-        golden=tuple(golden),
-    )
-    wake, handled = run(tick, analysis)
-    wake += record_periodic(tick)
-    finish_status(tick)
-    rendered = render(tick, data_path(tick))
-    # Validate what we wrote (bounded lists, enums) so a bug fails here, not at the API server.
-    new_status = ModelDeploymentStatus.model_validate(tick.status.model_dump(by_alias=True))
-    due = analysis_due_at(spec, new_status)
-    if due is not None:
-        wake.append(due)
-    future = [max((t - now).total_seconds(), 0.0) for t in wake]
-    patch = new_status.model_dump(mode="json", by_alias=True)
-    return Plan(
-        manifests=rendered.manifests,
-        routing=rendered.routing,
-        status=new_status,
-        status_patch=patch,
-        status_changed=patch != status.model_dump(mode="json", by_alias=True),
-        events=tuple(tick.events),
-        scale=rendered.scale,
-        delete=rendered.delete,
-        requeue_after=min(future) if future else None,
-        handled_action=handled,
-        analysis_due=due is not None and due <= now,
-        notes=tuple(tick.notes),
-    )

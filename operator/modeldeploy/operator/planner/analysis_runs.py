@@ -36,7 +36,8 @@ class AnalysisRequest:
 
     revision: str
     stable_revision: str
-    mode: Literal["shadow", "canary"]
+    phase_kind: Literal["shadow", "canary"]
+    """Which traffic the new revision gets now (the analysis judges canary or shadow metrics)."""
     canary_weight: float
     shadow_percent: float
     window: timedelta
@@ -66,7 +67,7 @@ def analysis_request(
     return AnalysisRequest(
         revision=status.canary_revision,
         stable_revision=status.stable_revision,
-        mode="canary" if traffic.canary_weight > 0 else "shadow",
+        phase_kind="canary" if traffic.canary_weight > 0 else "shadow",
         canary_weight=traffic.canary_weight,
         shadow_percent=traffic.shadow_percent,
         window=parse_duration(spec.rollout.analysis.interval),
@@ -91,7 +92,7 @@ def describe_failure(outcome: AnalysisOutcome) -> str:
     return "; ".join(v.message or f"{v.metric} {v.verdict.value}" for v in failing) or outcome.summary
 
 
-def record_outcome(tick: Tick, outcome: AnalysisOutcome | None) -> Verdict | None:
+def count_outcome(tick: Tick, outcome: AnalysisOutcome | None) -> Verdict | None:
     """Count ``outcome`` into ``status.analysis`` if it is due and for the new revision."""
     if outcome is None:
         return None

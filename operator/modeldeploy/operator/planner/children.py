@@ -24,7 +24,7 @@ from modeldeploy.contract.labels import (
 from modeldeploy.contract.routing import routing_configmap_name
 from modeldeploy.operator.api import API_VERSION, KIND, ModelDeploymentSpec, Probe, parse_duration
 from modeldeploy.operator.planner.inputs import ModelDeploymentMeta, PlannerConfig
-from modeldeploy.operator.planner.plan import Manifest
+from modeldeploy.operator.planner.outputs import Manifest
 
 MODEL_READY_PATH = "/readyz"
 MODEL_LIVE_PATH = "/livez"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from modeldeploy.operator.api import (
     DrainingRevision,
@@ -16,11 +15,13 @@ from modeldeploy.operator.api import (
     revision_hash,
 )
 from modeldeploy.operator.api.status import MAX_DRAINING, MAX_HISTORY
-from modeldeploy.operator.planner.inputs import ModelDeploymentMeta, ObservedChildren, PlannerConfig
-from modeldeploy.operator.planner.plan import NORMAL, WARNING, PlannedEvent
-
-if TYPE_CHECKING:
-    from modeldeploy.operator.planner.golden import GoldenOutcome
+from modeldeploy.operator.planner.inputs import (
+    GoldenOutcome,
+    ModelDeploymentMeta,
+    ObservedChildren,
+    PlannerConfig,
+)
+from modeldeploy.operator.planner.outputs import NORMAL, WARNING, PlannedEvent
 
 
 @dataclass
@@ -56,10 +57,6 @@ class Tick:
     @property
     def drain_period(self) -> timedelta:
         return parse_duration(self.spec.drain_period)
-
-    @property
-    def analysis_interval(self) -> timedelta:
-        return parse_duration(self.spec.rollout.analysis.interval)
 
     def image_of(self, revision: str | None) -> str:
         """The model image of a revision, as far as spec and status know it."""

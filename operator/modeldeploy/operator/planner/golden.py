@@ -15,16 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
 
 from modeldeploy.operator.api import ModelDeploymentSpec, ModelDeploymentStatus, parse_duration
-from modeldeploy.operator.api.status import GoldenCheck, GuardrailsStatus
+from modeldeploy.operator.api.status import GuardrailsStatus
 from modeldeploy.operator.planner.context import Tick
-from modeldeploy.operator.planner.inputs import ObservedChildren
+from modeldeploy.operator.planner.inputs import GoldenTarget, ObservedChildren
 from modeldeploy.operator.planner.rollback import rollback
 from modeldeploy.operator.planner.steps import new_revision_replicas
 
-Target = Literal["gate", "periodic"]
 RETRY_SECONDS = 2.0
 """How soon the planner looks again when the gate waits for a check that has not been made."""
 PERIODIC_RETRY_SECONDS = 30.0
@@ -37,37 +35,7 @@ class GoldenCheckRequest:
     """Reconcile should send the golden requests to ``revision`` now."""
 
     revision: str
-    target: Target
-
-
-@dataclass(frozen=True)
-class GoldenOutcome:
-    """The result of one golden check (made by reconcile, an input of ``plan``)."""
-
-    revision: str
-    target: Target
-    passed: bool
-    at: datetime
-    requests: int = 0
-    failed_request: str | None = None
-    message: str = ""
-    unanswered: bool = False
-    """True when the check failed without a response to judge (no answer, or no requests to send)."""
-
-    @property
-    def which(self) -> str:
-        """The failed request in words, for Events and rollback reasons."""
-        return f"golden request {self.failed_request}" if self.failed_request else "golden requests"
-
-    def as_status(self) -> GoldenCheck:
-        return GoldenCheck(
-            revision=self.revision,
-            result="Passed" if self.passed else "Failed",
-            checked_at=self.at,
-            requests=self.requests,
-            failed_request=self.failed_request,
-            message=self.message[:4096],
-        )
+    target: GoldenTarget
 
 
 def _gate_passed(status: ModelDeploymentStatus, revision: str) -> bool:

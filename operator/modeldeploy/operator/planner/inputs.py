@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from modeldeploy.contract.labels import CONTAINER_MODEL, IMAGE_ANNOTATION, REVISION_LABEL
 from modeldeploy.contract.routing import ROUTING_KEY, RoutingTable
-from modeldeploy.operator.planner.plan import ChildRef
+from modeldeploy.operator.api.status import GoldenCheck
+from modeldeploy.operator.planner.outputs import ChildRef
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,40 @@ class ModelDeploymentMeta:
         )
 
 
+GoldenTarget = Literal["gate", "periodic"]
+"""A golden check of the new revision before it gets traffic, or the periodic one of stable."""
+
+
+@dataclass(frozen=True)
+class GoldenOutcome:
+    """The result of one golden check (made by reconcile, an input of ``plan``)."""
+
+    revision: str
+    target: GoldenTarget
+    passed: bool
+    at: datetime
+    requests: int = 0
+    failed_request: str | None = None
+    message: str = ""
+    unanswered: bool = False
+    """True when the check failed without a response to judge (no answer, or no requests to send)."""
+
+    @property
+    def which(self) -> str:
+        """The failed request in words, for Events and rollback reasons."""
+        return f"golden request {self.failed_request}" if self.failed_request else "golden requests"
+
+    def as_status(self) -> GoldenCheck:
+        return GoldenCheck(
+            revision=self.revision,
+            result="Passed" if self.passed else "Failed",
+            checked_at=self.at,
+            requests=self.requests,
+            failed_request=self.failed_request,
+            message=self.message[:4096],
+        )
+
+
 @dataclass(frozen=True)
 class ObservedRevision:
     """One revision Deployment as it is in the cluster."""
@@ -51,7 +86,6 @@ class ObservedRevision:
     """spec.replicas of the Deployment (what was last asked for)."""
     ready_replicas: int
     """status.readyReplicas."""
-    created_at: datetime | None = None
     image: str | None = None
     """The model image (annotation modeldeploy.io/image, else the ``model`` container's image)."""
 
@@ -65,7 +99,6 @@ class ObservedRevision:
             raise ValueError(f"Deployment {meta.get('name')!r} has no {REVISION_LABEL} label")
         spec = deployment.get("spec") or {}
         status = deployment.get("status") or {}
-        created = meta.get("creationTimestamp")
         containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
         image = (meta.get("annotations") or {}).get(IMAGE_ANNOTATION) or next(
             (c.get("image") for c in containers if c.get("name") == CONTAINER_MODEL), None
@@ -74,7 +107,6 @@ class ObservedRevision:
             revision=str(revision),
             replicas=int(spec.get("replicas", 1)),
             ready_replicas=int(status.get("readyReplicas") or 0),
-            created_at=_timestamp(created) if created else None,
             image=str(image) if image else None,
         )
 
@@ -167,9 +199,3 @@ class PlannerConfig:
     """The sidecar's /metrics port (scraped by Prometheus)."""
     cluster_domain_suffix: str = "svc"
     """Host suffix of Service URLs in the routing table: http://<svc>.<namespace>.<suffix>:<port>."""
-    default_drain_seconds: float = 30.0
-    """Drain period used when the spec sets none (time between traffic cut and scale-down)."""
-
-
-def _timestamp(text: str) -> datetime:
-    return datetime.fromisoformat(str(text).replace("Z", "+00:00"))

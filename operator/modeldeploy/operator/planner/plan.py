@@ -1,92 +1,82 @@
-"""What one planner call returns: the desired children, routing, status and events.
+"""``plan()``: one pure call from (spec, status, observed children, I/O results, now) to a Plan.
 
-The handler applies a ``Plan`` in this order, which the planner relies on:
-
-1. ``manifests`` with server-side apply, in the given order (the routing ConfigMap comes first,
-   so traffic moves before any Deployment or the entry Service changes);
-2. ``scale``: merge-patch ``spec.replicas`` of Deployments the planner cannot render in full
-   (revisions other than the spec's, whose pod template lives only in the cluster);
-3. ``delete``: children of revisions that no longer take traffic (absent ones are fine);
-4. ``status_patch`` as a JSON merge patch of the status subresource;
-5. ``events`` on the ModelDeployment;
-6. call the planner again after ``requeue_after`` seconds (or on the next watch event).
-
-Scale-downs that must follow a traffic change never share a plan with it: the planner cuts
-traffic in one plan and scales down in a later one, after the observed routing table no longer
-names the revision and its drain period has passed.
+The stages, in order: decide (transitions.py runs the state machine over a working copy of
+status), describe (conditions.py finishes the status, data_path.py resolves the guardrails),
+render (render.py turns the decision into children and the routing table); outputs.py holds the
+Plan type and the order in which reconcile applies it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
-from modeldeploy.contract.routing import RoutingTable
-from modeldeploy.operator.api import ModelDeploymentStatus
-
-Manifest = dict[str, Any]
-
-NORMAL: Literal["Normal"] = "Normal"
-WARNING: Literal["Warning"] = "Warning"
-
-
-@dataclass(frozen=True)
-class PlannedEvent:
-    """A Kubernetes Event to post on the ModelDeployment."""
-
-    type: Literal["Normal", "Warning"]
-    reason: str
-    message: str
-
-
-@dataclass(frozen=True)
-class ScaleChange:
-    """Set ``spec.replicas`` of Deployment ``name`` (revision ``revision``) to ``replicas``."""
-
-    name: str
-    revision: str
-    replicas: int
+from modeldeploy.operator.analysis.results import AnalysisOutcome
+from modeldeploy.operator.api import ModelDeploymentSpec, ModelDeploymentStatus
+from modeldeploy.operator.planner.analysis_runs import analysis_due_at
+from modeldeploy.operator.planner.conditions import finish_status
+from modeldeploy.operator.planner.context import Tick
+from modeldeploy.operator.planner.data_path import data_path
+from modeldeploy.operator.planner.golden import record_periodic
+from modeldeploy.operator.planner.inputs import (
+    GoldenOutcome,
+    ModelDeploymentMeta,
+    ObservedChildren,
+    PlannerConfig,
+)
+from modeldeploy.operator.planner.outputs import Plan
+from modeldeploy.operator.planner.render import render
+from modeldeploy.operator.planner.transitions import run
 
 
-@dataclass(frozen=True)
-class ChildRef:
-    """A child object to delete."""
+def plan(
+    meta: ModelDeploymentMeta,
+    spec: ModelDeploymentSpec,
+    status: ModelDeploymentStatus,
+    observed: ObservedChildren,
+    now: datetime,
+    config: PlannerConfig,
+    analysis: AnalysisOutcome | None = None,
+    golden: Sequence[GoldenOutcome] = (),
+) -> Plan:
+    """Decide the next state of one ModelDeployment and the children that realise it.
 
-    api_version: str
-    kind: str
-    name: str
-
-
-@dataclass(frozen=True)
-class HandledAction:
-    """The action annotation value the planner consumed (the handler may clear the annotation)."""
-
-    value: str
-    action: str
-    accepted: bool
-    message: str
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The result of one planner call; see the module docstring for the apply order."""
-
-    manifests: tuple[Manifest, ...]
-    routing: RoutingTable
-    """The routing table to be in force (also rendered into the ConfigMap in ``manifests``)."""
-    status: ModelDeploymentStatus
-    """The complete new status (what the next call must be given back)."""
-    status_patch: dict[str, Any]
-    """``status`` as a JSON merge patch (camelCase; cleared fields are explicit nulls)."""
-    status_changed: bool = True
-    """False when ``status`` equals the status given in: the handler may skip the patch."""
-    events: tuple[PlannedEvent, ...] = ()
-    scale: tuple[ScaleChange, ...] = ()
-    delete: tuple[ChildRef, ...] = ()
-    requeue_after: float | None = None
-    """Seconds until the next time-based transition or analysis run; None when nothing is timed."""
-    handled_action: HandledAction | None = None
-    analysis_due: bool = False
-    """True when the canary/shadow should be analysed now (see ``analysis_request``)."""
-    notes: tuple[str, ...] = field(default=())
-    """Why the planner decided what it did in this call (for debug logs)."""
+    ``now`` must be timezone-aware. ``analysis`` is the outcome of the run ``analysis_request``
+    asked for in this same round (None when none was due or it could not be made); ``golden``
+    the golden checks ``golden_checks_due`` asked for.
+    """
+    if now.tzinfo is None or now.utcoffset() != timedelta(0):
+        raise ValueError(f"now must be a UTC datetime, got {now!r}")
+    tick = Tick(
+        meta=meta,
+        spec=spec,
+        status=status.model_copy(deep=True),
+        observed=observed,
+        now=now,
+        config=config,
+        golden=tuple(golden),
+    )
+    wake, handled = run(tick, analysis)
+    wake += record_periodic(tick)
+    finish_status(tick)
+    rendered = render(tick, data_path(tick))
+    # Validate what we wrote (bounded lists, enums) so a bug fails here, not at the API server.
+    new_status = ModelDeploymentStatus.model_validate(tick.status.model_dump(by_alias=True))
+    due = analysis_due_at(spec, new_status)
+    if due is not None:
+        wake.append(due)
+    future = [max((t - now).total_seconds(), 0.0) for t in wake]
+    patch = new_status.model_dump(mode="json", by_alias=True)
+    return Plan(
+        manifests=rendered.manifests,
+        routing=rendered.routing,
+        status=new_status,
+        status_patch=patch,
+        status_changed=patch != status.model_dump(mode="json", by_alias=True),
+        events=tuple(tick.events),
+        scale=rendered.scale,
+        delete=rendered.delete,
+        requeue_after=min(future) if future else None,
+        handled_action=handled,
+        notes=tuple(tick.notes),
+    )

@@ -17,7 +17,7 @@ from modeldeploy.contract.routing import DataPathSettings, RoutingTable
 from modeldeploy.operator.planner.children import deployment
 from modeldeploy.operator.planner.context import Tick
 from modeldeploy.operator.planner.drain import draining_revisions, routing_names
-from modeldeploy.operator.planner.plan import ChildRef, Manifest, ScaleChange
+from modeldeploy.operator.planner.outputs import ChildRef, Manifest, ScaleChange
 from modeldeploy.operator.planner.routing import routing_table
 from modeldeploy.operator.planner.services import (
     disruption_budget,

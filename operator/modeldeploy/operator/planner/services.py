@@ -13,7 +13,7 @@ from modeldeploy.contract.labels import (
 from modeldeploy.contract.routing import ROUTING_KEY, RoutingTable, routing_configmap_name
 from modeldeploy.operator.planner.children import object_meta
 from modeldeploy.operator.planner.inputs import ModelDeploymentMeta, PlannerConfig
-from modeldeploy.operator.planner.plan import Manifest
+from modeldeploy.operator.planner.outputs import Manifest
 from modeldeploy.operator.rbac import sidecar_rules
 
 

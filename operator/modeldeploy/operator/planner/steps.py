@@ -23,10 +23,6 @@ class Traffic:
     canary_weight: float = 0.0
     shadow_percent: float = 0.0
 
-    @property
-    def any(self) -> bool:
-        return self.canary_weight > 0 or self.shadow_percent > 0
-
 
 NO_TRAFFIC = Traffic()
 

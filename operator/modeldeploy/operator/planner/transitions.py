@@ -19,10 +19,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from modeldeploy.operator.analysis.results import AnalysisOutcome, Verdict
-from modeldeploy.operator.planner.analysis_runs import record_outcome
+from modeldeploy.operator.planner.analysis_runs import count_outcome
 from modeldeploy.operator.planner.context import Tick
 from modeldeploy.operator.planner.drain import finish_drains
-from modeldeploy.operator.planner.plan import HandledAction
+from modeldeploy.operator.planner.outputs import HandledAction
 from modeldeploy.operator.planner.pod_wait import wait_for_pods
 from modeldeploy.operator.planner.rollback import rollback, supersede
 from modeldeploy.operator.planner.rollout import progress, start_rollout
@@ -175,7 +175,7 @@ def run(tick: Tick, outcome: AnalysisOutcome | None) -> tuple[list[datetime], Ha
     status.observed_generation = tick.meta.generation
     if status.stable_revision is None:
         first_revision(tick)
-    verdict = record_outcome(tick, outcome) if status.canary_revision is not None else None
+    verdict = count_outcome(tick, outcome) if status.canary_revision is not None else None
     check_analysis_limits(tick, verdict)
     handled = apply_action(tick)
     reconcile_spec(tick)

@@ -23,7 +23,7 @@ from modeldeploy.operator.planner.actions import (
     parse_action,
 )
 from modeldeploy.operator.planner.context import Tick
-from modeldeploy.operator.planner.plan import HandledAction
+from modeldeploy.operator.planner.outputs import HandledAction
 from modeldeploy.operator.planner.rollback import rollback
 from modeldeploy.operator.planner.rollout import enter_step
 from modeldeploy.operator.planner.steps import describe_step, is_pause, is_promoting

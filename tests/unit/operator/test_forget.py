@@ -1,0 +1,39 @@
+"""A deleted ModelDeployment leaves no series behind on the operator's /metrics."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from prometheus_client import REGISTRY
+
+from modeldeploy.operator import metrics
+from modeldeploy.operator.analysis.metrics import record_outcome
+from modeldeploy.operator.analysis.results import AnalysisOutcome, MetricVerdict, Verdict
+from modeldeploy.operator.handlers.modeldeployment import modeldeployment_deleted
+
+deleted = cast(Any, modeldeployment_deleted)  # kopf's decorator types it for kopf's own call
+
+LABELS = {"namespace": "forget-ns", "model": "iris"}
+
+
+def series() -> dict[str, float | None]:
+    return {
+        "value": REGISTRY.get_sample_value("modeldeploy_analysis_value", {**LABELS, "metric": "errorRate"}),
+        "verdicts": REGISTRY.get_sample_value(
+            "modeldeploy_analysis_verdicts_total", {**LABELS, "metric": "errorRate", "verdict": "pass"}
+        ),
+        "in progress": REGISTRY.get_sample_value("modeldeploy_operator_rollouts_in_progress", LABELS),
+    }
+
+
+def test_the_delete_handler_drops_the_models_analysis_series_and_rollout_gauge() -> None:
+    result = MetricVerdict(
+        metric="errorRate", verdict=Verdict.PASS, value=0.0, threshold=0.01, query="q", message="m"
+    )
+    record_outcome("forget-ns", "iris", AnalysisOutcome("abc", (result,)))
+    metrics.ROLLOUTS_IN_PROGRESS.labels("forget-ns", "iris").set(1)
+    assert series() == {"value": 0.0, "verdicts": 1.0, "in progress": 1.0}
+
+    deleted(name="iris", namespace="forget-ns")
+    assert series() == {"value": None, "verdicts": None, "in progress": None}
+    deleted(name="iris", namespace="forget-ns")  # twice (a retried handler) is fine
