@@ -12,7 +12,7 @@ APT_PACKAGES := prometheus nginx-light lua5.4 lua5.1 wrk openssl
 PYTEST       := $(PY) -m pytest
 
 .PHONY: help install install-system install-python cluster-build test test-unit test-serving test-api \
-        test-e2e lint crds crds-check chart chart-check bench demo cluster-up cluster-down cluster-gomod kind-up kind-down clean
+        test-e2e lint kube-schema crds crds-check chart chart-check bench demo cluster-up cluster-down cluster-gomod kind-up kind-down clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -60,6 +60,9 @@ lint: install-python ## ruff + mypy
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy operator serving tests bench demo
+
+kube-schema: install-python ## regenerate spec.template's schema from the pinned k8s.io/kubernetes module (Go module cache)
+	$(PY) -m modeldeploy.operator.api.kubeschema
 
 crds: install-python ## regenerate crds/ from the pydantic API types
 	$(PY) -m modeldeploy.operator.api.crdgen crds/modeldeployment.yaml

@@ -97,6 +97,9 @@ def plan(
     wake, handled = run(tick, analysis)
     wake += record_periodic(tick)
     finish_status(tick)
+    # The scale subresource: pods of every revision (observed) and the selector of all of them.
+    tick.status.replicas = sum(revision.replicas for revision in observed.revisions)
+    tick.status.selector = model_selector(meta.name)
     rendered = render(tick, data_path(tick))
     # Validate what we wrote (bounded lists, enums) so a bug fails here, not at the API server.
     new_status = ModelDeploymentStatus.model_validate(tick.status.model_dump(by_alias=True))
