@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,3 +157,16 @@ def test_a_recursive_definition_is_refused() -> None:
     }
     with pytest.raises(kubeschema.KubeSchemaError, match="recursive definition"):
         kubeschema.pod_template_schema(definitions)
+
+
+def test_docs_name_every_field_left_out() -> None:
+    docs = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    table = docs[docs.index("**Fields left out**") : docs.index("## Scaling")]
+    for field in kubeschema.LEFT_OUT:
+        assert f"`{field}`" in table, field
+
+
+def test_crd_fits_a_client_side_apply_annotation() -> None:
+    """kubectl apply (client-side) stores the object in an annotation, at most 256 KiB."""
+    crd = yaml.safe_load((ROOT / "crds" / "modeldeployment.yaml").read_text())
+    assert len(json.dumps(crd, separators=(",", ":"))) < 256 * 1024
