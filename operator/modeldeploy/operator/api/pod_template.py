@@ -75,10 +75,25 @@ def load_schema() -> dict[str, Any]:
     return schema
 
 
+MAX_CONTAINERS = 32
+MAX_VOLUMES = 128
+MAX_NAME = 63
+"""Bounds of the lists the CEL rules walk (the API server refuses rules whose worst-case cost it
+cannot bound). Kubernetes' own validation already caps these names at 63 (DNS labels)."""
+
+
 def template_schema() -> dict[str, Any]:
     """The CRD schema of spec.template: Kubernetes' PodTemplateSpec plus the composition rules."""
     schema = load_schema()
     pod_spec = schema["properties"]["spec"]
+    for field, bound in (
+        ("containers", MAX_CONTAINERS),
+        ("initContainers", MAX_CONTAINERS),
+        ("volumes", MAX_VOLUMES),
+    ):
+        listed = pod_spec["properties"][field]
+        listed["maxItems"] = bound
+        listed["items"]["properties"]["name"]["maxLength"] = MAX_NAME
     pod_spec["x-kubernetes-validations"] = list(POD_SPEC_RULES)
     schema[VERBATIM] = True
     return schema
