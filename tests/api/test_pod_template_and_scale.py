@@ -20,7 +20,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client import ApiClient
 
-from modeldeploy.operator.api import ModelDeployment, revision_hash
+from modeldeploy.operator.api import ModelDeployment, kubeschema, revision_hash
 from tests.cluster.localcluster import ROOT, LocalCluster
 from tests.support.operator_process import OperatorProcess, install_crd, running_operator
 from tests.support.readiness import model_pods_ready
@@ -95,6 +95,22 @@ def test_explain_shows_kubernetes_descriptions(cluster: LocalCluster, namespace:
     assert "Path within the container at which the volume should be mounted." in " ".join(mounts.split())
     left_out = cluster.kubectl("explain", "mdep.spec.template.spec.nodeName", check=False)
     assert left_out.returncode != 0 and 'field "nodeName" does not exist' in left_out.stderr
+
+
+def test_enums_are_the_ones_the_api_server_serves(cluster: LocalCluster) -> None:
+    """kubeschema.py reads enums from the Go definitions; the live server serves the same ones."""
+    served = json.loads(cluster.kubectl("get", "--raw", "/openapi/v3/api/v1").stdout)["components"]["schemas"]
+    live: dict[tuple[str, str], list[str]] = {}
+    for name, definition in served.items():
+        if not name.startswith("io.k8s.api.core.v1."):
+            continue
+        for field, prop in (definition.get("properties") or {}).items():
+            values = prop.get("enum") or (prop.get("items") or {}).get("enum")
+            if values:
+                live[(name, field)] = values
+    source = kubeschema.module_dir() / kubeschema.ENUM_SOURCE_FILE
+    assert live, "the API server serves no enums"
+    assert kubeschema.go_enums(source.read_text(encoding="utf-8")) == live
 
 
 def test_kubernetes_defaults_are_applied_and_zero_values_are_not(

@@ -23,9 +23,9 @@ What the conversion does (a CRD needs a *structural* schema, and must stay small
 - Defaults: zero values (`""`, `0`, `false`, `{}`) are dropped (they would hide a missing required
   field and clutter every object) except on keys of list maps, which a CRD requires to be defaulted;
   other defaults (a container port's `protocol: TCP`) are kept, so the API server applies them.
-- `template.metadata` is labels and annotations only; `template.spec` leaves out the fields in
-  `LEFT_OUT` (docs/api.md says why), and `containers` is optional (the model container comes from
-  `spec.model`).
+- `template.metadata` (and an ephemeral volume's claim template's) is labels and annotations
+  only; `template.spec` leaves out the fields in `LEFT_OUT` (docs/api.md says why), and
+  `containers` is optional (the model container comes from `spec.model`).
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ PREFIX = "#/components/schemas/"
 POD_TEMPLATE = "io.k8s.api.core.v1.PodTemplateSpec"
 QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
 INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
+OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 QUANTITY_PATTERN = (
     r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
@@ -175,7 +176,7 @@ def pod_template_schema(definitions: dict[str, Schema], enums: Enums | None = No
     definitions = _with_enums(definitions, enums or {})
     converter = _Converter(definitions)
     template = converter.definition(POD_TEMPLATE)
-    meta = converter.definition("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")
+    meta = converter.definition(OBJECT_META)
     pod_spec = converter.definition("io.k8s.api.core.v1.PodSpec")
     unknown = sorted(set(LEFT_OUT) - set(pod_spec["properties"]))
     if unknown:
@@ -228,7 +229,11 @@ class _Converter:
                 "anyOf": [{"type": "integer"}, {"type": "string"}],
                 "x-kubernetes-int-or-string": True,
             }
-        return self.node(self.definitions[name], (*stack, name))
+        node = self.node(self.definitions[name], (*stack, name))
+        if name == OBJECT_META:
+            # In a template (the pod's, an ephemeral volume's claim) only these are taken.
+            node["properties"] = {field: node["properties"][field] for field in METADATA_FIELDS}
+        return node
 
     def node(self, raw: Schema, stack: tuple[str, ...]) -> Schema:
         node = dict(raw)
