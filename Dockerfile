@@ -17,6 +17,7 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/modeldeploy
 WORKDIR /src
 COPY pyproject.toml setup.py README.md ./
+COPY contract/modeldeploy/ contract/modeldeploy/
 COPY operator/ operator/
 COPY serving/modeldeploy/ serving/modeldeploy/
 RUN /opt/modeldeploy/bin/pip install . \

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench.openloop import OpenLoopResult, constant_rate
 from bench.sidecar import PATH, WARMUP_SECONDS, sidecar_for
-from modeldeploy.serving.routing import DataPathSettings
+from modeldeploy.contract.routing import DataPathSettings
 from tests.serving.processes import Processes, SidecarProc, launch_iris
 from tests.serving.traffic import IRIS_ROWS
 from tests.support.iris_contract import IRIS_SCHEMA

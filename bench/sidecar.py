@@ -29,7 +29,7 @@ from pathlib import Path
 
 from bench.machine import tool_version
 from bench.openloop import OpenLoopResult, constant_rate
-from modeldeploy.serving.routing import Backend, Comparison, DataPathSettings, RoutingTable, ShadowRoute
+from modeldeploy.contract.routing import Backend, Comparison, DataPathSettings, RoutingTable, ShadowRoute
 from tests.serving.processes import (
     IrisServer,
     Proc,

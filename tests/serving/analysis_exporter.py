@@ -25,10 +25,10 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from modeldeploy.contract.routing import DriftSettings
 from modeldeploy.serving.compare import Verdict
 from modeldeploy.serving.drift import FeatureHistograms
 from modeldeploy.serving.metrics import LOCAL, SidecarMetrics
-from modeldeploy.serving.routing import DriftSettings
 
 
 def main(argv: list[str]) -> None:

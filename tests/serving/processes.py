@@ -26,7 +26,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from modeldeploy.serving.routing import RoutingTable
+from modeldeploy.contract.routing import RoutingTable
 from tests.serving.process_base import (
     IRIS_DIR,
     PROMETHEUS,

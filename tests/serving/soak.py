@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from modeldeploy.serving.routing import Comparison, GuardSettings
+from modeldeploy.contract.routing import Comparison, GuardSettings
 from tests.serving.topology import Topology
 from tests.serving.traffic import IRIS_ROWS, percentile
 from tests.support.proc_stats import ProcSample, ProcSampler, rss_slope, sample

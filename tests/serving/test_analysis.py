@@ -24,7 +24,7 @@ from modeldeploy.operator.analysis import psi
 from modeldeploy.operator.analysis.drift import DriftGate
 from modeldeploy.operator.analysis.prometheus import PrometheusClient
 from modeldeploy.operator.analysis.results import AnalysisOutcome, MetricVerdict, Verdict
-from modeldeploy.operator.analysis.run import analyze
+from modeldeploy.operator.analysis.run import SequentialSettings, analyze
 from modeldeploy.operator.api import AnalysisSpec
 from tests.serving.processes import (
     PYTHON,
@@ -265,3 +265,34 @@ async def test_input_drift_without_observations_is_inconclusive(client: Promethe
     assert result.verdict is Verdict.INCONCLUSIVE
     assert result.value is None
     assert "observed only 0 values of sepal_length in 10s (minRequests 50)" in result.message
+
+
+async def test_sequential_canary_run_fails_conclusively_on_real_counts(client: PrometheusClient) -> None:
+    spec = SPEC.model_copy(update={"metrics": [], "shadow_agreement_min": None})
+    settings = SequentialSettings(since=WINDOW, latency_delta=0.0)
+    outcome = await analyze(
+        spec, "iris", "ml", CANARY, STABLE, "canary", client, min_window=WINDOW, sequential=settings
+    )
+    results = by_metric(outcome)
+    for metric in ("errorRate", "errorRateDeltaToStable", "latencyDistribution"):
+        assert results[metric].verdict is Verdict.FAIL and results[metric].conclusive, results[metric].message
+        assert "since the rollout began" in results[metric].message
+    assert results["errorRate"].value == pytest.approx(0.3, rel=0.05)  # counts rounded from increase()
+    # every canary request is slower than 25 ms, no stable request is: the strongest bound
+    assert "100% of" in results["latencyDistribution"].message
+    assert "slower than 25ms vs stable's 0% of" in results["latencyDistribution"].message
+    assert {r.metric for r in outcome.conclusive_failures} == {
+        "errorRate",
+        "errorRateDeltaToStable",
+        "latencyDistribution",
+    }
+
+
+async def test_sequential_stable_against_itself_passes(client: PrometheusClient) -> None:
+    spec = SPEC.model_copy(update={"metrics": [], "shadow_agreement_min": None})
+    settings = SequentialSettings(since=WINDOW, latency_delta=0.0)
+    outcome = await analyze(
+        spec, "iris", "ml", STABLE, STABLE, "canary", client, min_window=WINDOW, sequential=settings
+    )
+    assert outcome.verdict is Verdict.PASS, outcome.summary
+    assert outcome.conclusive_failures == ()

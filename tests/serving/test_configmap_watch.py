@@ -12,7 +12,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client import ApiClient
 
-from modeldeploy.serving.routing import (
+from modeldeploy.contract.routing import (
     ROUTING_KEY,
     Backend,
     CanaryRoute,

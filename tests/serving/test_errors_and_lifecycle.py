@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from modeldeploy.serving.routing import Backend, RoutingTable
+from modeldeploy.contract.routing import Backend, RoutingTable
 from tests.serving.processes import Processes, SidecarProc, free_port, http, start_sidecar, write_routing
 from tests.serving.topology import IrisTrio
 from tests.serving.traffic import IRIS_ROWS

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from modeldeploy.serving.routing import GuardSettings
+from modeldeploy.contract.routing import GuardSettings
 from tests.serving.processes import Processes, SidecarProc, start_sidecar
 from tests.serving.topology import CANARY, MODEL, NAMESPACE, STABLE, IrisTrio, Topology, start_topology
 from tests.serving.traffic import revisions, send, statuses

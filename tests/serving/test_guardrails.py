@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from modeldeploy.serving.routing import DataPathSettings
+from modeldeploy.contract.routing import DataPathSettings
 from tests.serving.processes import (
     IrisServer,
     Processes,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from modeldeploy.serving.routing import Comparison
+from modeldeploy.contract.routing import Comparison
 from tests.serving.processes import Processes, SidecarProc, free_port, start_sidecar
 from tests.serving.topology import CANARY, SHADOW, STABLE, IrisTrio, Topology, start_topology
 from tests.serving.traffic import revisions, send_sync, statuses

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from modeldeploy.serving.routing import GuardSettings
+from modeldeploy.contract.routing import GuardSettings
 from tests.serving.processes import Processes, PrometheusProc, start_prometheus
 from tests.serving.topology import CANARY, STABLE, IrisTrio, Topology, start_topology
 from tests.serving.traffic import Reply, send

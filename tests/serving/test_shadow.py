@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from modeldeploy.serving.routing import Comparison
+from modeldeploy.contract.routing import Comparison
 from tests.serving.processes import Processes, SidecarProc, free_port
 from tests.serving.topology import SHADOW, STABLE, IrisTrio, Topology, start_topology
 from tests.serving.traffic import Reply, percentile, revisions, send, statuses

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from modeldeploy.serving.routing import (
+from modeldeploy.contract.routing import (
     Backend,
     CanaryRoute,
     Comparison,

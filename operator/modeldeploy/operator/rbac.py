@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from modeldeploy.contract.routing import routing_configmap_name
+
 Rule = dict[str, Any]
 
 _WRITE = ["get", "list", "watch", "create", "patch", "update", "delete"]
@@ -51,12 +53,14 @@ OPERATOR_RULES: list[Rule] = [
 
 
 def sidecar_rules(model: str) -> list[Rule]:
-    """What a serving pod's sidecar may do: read and watch its own routing ConfigMap only."""
+    """What a serving pod's sidecar may do: read and watch its own routing ConfigMap only.
+
+    planner/services.py puts these rules in each model's sidecar Role."""
     return [
         {
             "apiGroups": [""],
             "resources": ["configmaps"],
-            "resourceNames": [f"{model}-routing"],
+            "resourceNames": [routing_configmap_name(model)],
             "verbs": ["get", "list", "watch"],
         }
     ]

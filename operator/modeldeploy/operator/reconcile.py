@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from modeldeploy.contract.labels import model_selector
+from modeldeploy.contract.routing import routing_configmap_name
 from modeldeploy.operator import metrics
 from modeldeploy.operator.analysis import metrics as analysis_metrics
 from modeldeploy.operator.analysis.drift import gate_from_spec
@@ -49,10 +51,8 @@ from modeldeploy.operator.planner.guardrail_documents import (
     golden_requests,
     referenced_configmaps,
 )
-from modeldeploy.operator.planner.labels import model_selector
 from modeldeploy.operator.planner.routing import revision_url
 from modeldeploy.operator.settings import OperatorSettings
-from modeldeploy.serving.routing import routing_configmap_name
 
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 _prometheus = PrometheusClients()

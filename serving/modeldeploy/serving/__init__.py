@@ -1,1 +1,1 @@
-"""modeldeploy data plane: the serving sidecar and the routing table it shares with the operator."""
+"""modeldeploy data plane: the serving sidecar (the routing table it reads is in modeldeploy.contract)."""

@@ -1,7 +1,7 @@
 """The data contract: request bodies checked against a JSON Schema before the model sees them.
 
-The schema is compiled once when a routing table brings it (`Contract(settings)` raises
-ContractError for a schema that is not valid JSON Schema), then every body the sidecar serves
+The schema is compiled once when a routing table brings it (the routing table's model has already
+refused a schema that is not valid JSON Schema), then every body the sidecar serves
 locally is checked with the compiled validator. The dialect is the schema's `$schema`, draft
 2020-12 when absent; `format` is an annotation only (as the draft specifies); remote `$ref`s are
 never fetched. Of several errors, jsonschema's `best_match` is reported: its instance path as a
@@ -14,21 +14,17 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import Draft202012Validator, SchemaError, validators
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import best_match
 
-from modeldeploy.serving.json_pointer import to_pattern, to_pointer
-from modeldeploy.serving.routing import ContractSettings
+from modeldeploy.contract.json_pointer import to_pattern, to_pointer
+from modeldeploy.contract.routing import ContractSettings
 
 MESSAGE_LIMIT = 300
 """Characters of a schema error message kept (jsonschema quotes the failing value, which may be big)."""
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 """Requests of other methods (GET, HEAD, DELETE, OPTIONS) carry no body to check."""
-
-
-class ContractError(ValueError):
-    """The contract's schema is not a valid JSON Schema."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +77,6 @@ class Contract:
         self.policy = settings.policy
         schema = settings.json_schema
         cls = validators.validator_for(schema, default=Draft202012Validator)
-        try:
-            cls.check_schema(schema)
-        except SchemaError as exc:
-            where = to_pointer(exc.absolute_path)
-            raise ContractError(
-                f"dataPath.contract.schema is not a valid JSON Schema at {where}: {shorten(exc.message)}"
-            ) from None
         self._validator = cls(schema)
 
     def check(self, document: Any) -> Violation | None:

@@ -2,7 +2,8 @@
 
 A table's `dataPath` is put in force in two steps so that a bad one rejects the whole table (the
 last good table stays in force, as for any invalid table): `prepare` compiles the contract's
-schema, parses the drift pointers and opens the prediction log's sink, raising DataPathError;
+schema and opens the prediction log's sink, raising DataPathError (the table's model has already
+refused schemas that are not JSON Schema, bad drift pointers and duplicate feature names);
 `apply` then swaps them in. Nothing is recompiled while the section stays the same.
 
 `inspect` is the per-request part for requests served locally: parse the body once, check the
@@ -16,11 +17,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from modeldeploy.serving.contract import BODY_METHODS, Contract, ContractError, Violation, parse_body
-from modeldeploy.serving.drift import DriftConfigError, FeatureHistograms
+from modeldeploy.contract.routing import DataPathSettings
+from modeldeploy.serving.contract import BODY_METHODS, Contract, Violation, parse_body
+from modeldeploy.serving.drift import FeatureHistograms
 from modeldeploy.serving.metrics import SidecarMetrics
 from modeldeploy.serving.prediction_log import PredictionLog, PredictionLogError, Sink
-from modeldeploy.serving.routing import DataPathSettings
 
 log = logging.getLogger("modeldeploy.sidecar.datapath")
 
@@ -54,9 +55,8 @@ class DataPath:
                 contract = None
             elif contract is None or contract.settings != settings.contract:
                 contract = Contract(settings.contract)
-            FeatureHistograms.validate(settings.drift)
             sink = self.predictions.open_sink(settings.prediction_log)
-        except (ContractError, DriftConfigError, PredictionLogError) as exc:
+        except PredictionLogError as exc:
             raise DataPathError(str(exc)) from None
         return Prepared(settings, contract, sink)
 

@@ -24,15 +24,11 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from modeldeploy.serving.json_pointer import PointerError, parse_pointer, select
-from modeldeploy.serving.routing import DriftFeature, DriftSettings
+from modeldeploy.contract.json_pointer import parse_pointer, select
+from modeldeploy.contract.routing import DriftFeature, DriftSettings
 
 METRIC = "modeldeploy_input_feature_value"
 SKIPPED_METRIC = "modeldeploy_input_feature_skipped_total"
-
-
-class DriftConfigError(ValueError):
-    """A drift feature the sidecar cannot use (bad JSON pointer, duplicate name)."""
 
 
 def numeric(value: Any) -> float | None:
@@ -77,27 +73,15 @@ class FeatureHistograms(Collector):
         self._labels = {"model": model, "namespace": namespace, "revision": revision}
         self._series: dict[str, _Series] = {}
 
-    @staticmethod
-    def validate(settings: DriftSettings | None) -> dict[str, tuple[str, ...]]:
-        """Parsed pointers per feature name; DriftConfigError for a bad pointer or duplicate name."""
-        parsed: dict[str, tuple[str, ...]] = {}
-        for feature in settings.features if settings is not None else ():
-            if feature.name in parsed:
-                raise DriftConfigError(f"dataPath.drift: feature name {feature.name!r} appears twice")
-            try:
-                parsed[feature.name] = parse_pointer(feature.path)
-            except PointerError as exc:
-                raise DriftConfigError(f"dataPath.drift feature {feature.name!r}: {exc}") from None
-        return parsed
-
     def configure(self, settings: DriftSettings | None) -> None:
-        """Follow the table: keep series whose feature is unchanged, start changed ones afresh."""
-        parsed = self.validate(settings)
+        """Follow the table: keep series whose feature is unchanged, start changed ones afresh.
+
+        The table's model has checked the pointers and that names are unique."""
         series: dict[str, _Series] = {}
         for feature in settings.features if settings is not None else ():
             kept = self._series.get(feature.name)
             same = kept is not None and kept.feature == feature
-            series[feature.name] = kept if same and kept else _Series(feature, parsed[feature.name])
+            series[feature.name] = kept if same and kept else _Series(feature, parse_pointer(feature.path))
         self._series = series
 
     @property

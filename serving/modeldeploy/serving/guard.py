@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from modeldeploy.serving.routing import GuardSettings
+from modeldeploy.contract.routing import GuardSettings
 
 
 class CanaryGuard:

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from modeldeploy.contract.routing import PredictionLogSettings
 from modeldeploy.serving.metrics import SidecarMetrics
 from modeldeploy.serving.prediction_record import Prediction, format_line
-from modeldeploy.serving.routing import PredictionLogSettings
 
 log = logging.getLogger("modeldeploy.sidecar.predictions")
 

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from modeldeploy.contract.routing import RoutingTable
 from modeldeploy.serving.guard import CanaryGuard
 from modeldeploy.serving.metrics import CANARY, LOCAL, SHADOW, SidecarMetrics
-from modeldeploy.serving.routing import RoutingTable
 from modeldeploy.serving.settings import SidecarSettings
 from modeldeploy.serving.split import choose_canary, choose_shadow
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from kubernetes import client, config, watch
 
-from modeldeploy.serving.routing import ROUTING_KEY
+from modeldeploy.contract.routing import ROUTING_KEY
 
 log = logging.getLogger("modeldeploy.sidecar.routing")
 

@@ -21,6 +21,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
+from modeldeploy.contract.routing import RoutingTable
 from modeldeploy.serving.data_path import DataPath, DataPathError
 from modeldeploy.serving.drift import FeatureHistograms
 from modeldeploy.serving.http_errors import json_errors, server_logger
@@ -28,7 +29,6 @@ from modeldeploy.serving.metrics import SidecarMetrics
 from modeldeploy.serving.prediction_log import PredictionLog
 from modeldeploy.serving.proxy import REVISION_HEADER, Proxy, error_response
 from modeldeploy.serving.router import Router, TableRejected
-from modeldeploy.serving.routing import RoutingTable
 from modeldeploy.serving.routing_configmap import ConfigMapWatcher, kubernetes_api
 from modeldeploy.serving.routing_file import RoutingFileWatcher
 from modeldeploy.serving.settings import SidecarSettings

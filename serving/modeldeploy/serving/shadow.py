@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 from multidict import CIMultiDict
 
+from modeldeploy.contract.routing import Comparison
 from modeldeploy.serving.compare import Verdict, compare_responses
 from modeldeploy.serving.metrics import SidecarMetrics
 from modeldeploy.serving.router import Target
-from modeldeploy.serving.routing import Comparison
 from modeldeploy.serving.upstream import UpstreamError, Upstreams
 
 log = logging.getLogger("modeldeploy.sidecar.shadow")

@@ -101,3 +101,25 @@ def test_feature_buckets_put_both_revisions_side_by_side() -> None:
     other = q.RevisionSelector(model="wine", namespace="ml", revision="9f8e7d6c5b")
     with pytest.raises(ValueError, match="same ModelDeployment"):
         q.feature_buckets_query(SEL, other, "x", "30s")
+
+
+def test_one_query_per_metric_covers_both_revisions() -> None:
+    stable = q.RevisionSelector(model="iris", namespace="ml", revision="9f8e7d6c5b")
+    both = 'namespace="ml",model="iris",revision=~"1a2b3c4d5e|9f8e7d6c5b",route="local"'
+    assert q.requests_by_revision_query(SEL, stable, "30s") == (
+        f"sum by (revision) (increase(modeldeploy_requests_total{{{both}}}[30s]))"
+    )
+    assert q.errors_by_revision_query(SEL, stable, "30s") == (
+        f'sum by (revision) (increase(modeldeploy_requests_total{{{both},code=~"5.."}}[30s]))'
+    )
+    assert q.latency_buckets_by_revision_query(SEL, stable, "1m") == (
+        f"sum by (revision, le) (increase(modeldeploy_request_duration_seconds_bucket{{{both}}}[1m]))"
+    )
+    assert q.latency_quantile_by_revision_query(SEL, stable, "30s") == (
+        "histogram_quantile(0.99, sum by (revision, le) "
+        f"(rate(modeldeploy_request_duration_seconds_bucket{{{both}}}[30s])))"
+    )
+    # the same revision twice (stable judged against itself) is matched once
+    assert 'revision=~"1a2b3c4d5e",' in q.requests_by_revision_query(SEL, SEL, "30s")
+    with pytest.raises(ValueError, match="same ModelDeployment"):
+        q.requests_by_revision_query(SEL, q.RevisionSelector("other", "ml", "9f8e7d6c5b"), "30s")

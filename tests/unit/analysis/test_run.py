@@ -15,7 +15,7 @@ from modeldeploy.operator.analysis import queries as q
 from modeldeploy.operator.analysis.drift import DriftGate
 from modeldeploy.operator.analysis.prometheus import PrometheusClient
 from modeldeploy.operator.analysis.results import Verdict
-from modeldeploy.operator.analysis.run import analyze, plan_run
+from modeldeploy.operator.analysis.run import SequentialSettings, analyze, plan_run
 from modeldeploy.operator.api import AnalysisSpec
 
 SPEC = AnalysisSpec.model_validate(
@@ -48,14 +48,30 @@ def by(label: str, values: dict[str, float]) -> dict[str, Any]:
     return {"resultType": "vector", "result": result}
 
 
+def per_revision(values: dict[str, float]) -> dict[str, Any]:
+    """A `sum by (revision)` answer."""
+    return by("revision", values)
+
+
+def per_revision_and_le(per_revision: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """A `sum by (revision, le)` answer."""
+    result = [
+        {"metric": {"revision": revision, "le": le}, "value": [1.0, str(count)]}
+        for revision, buckets in per_revision.items()
+        for le, count in buckets.items()
+    ]
+    return {"resultType": "vector", "result": result}
+
+
+C, S = CANARY.revision, STABLE.revision
 ANSWERS: dict[str, dict[str, Any]] = {
-    q.requests_query(CANARY, W): number(300),
-    q.errors_query(CANARY, W): number(90),
-    q.requests_query(STABLE, W): number(3000),
-    # no 5xx series for stable: empty result means zero errors
-    q.latency_quantile_query(CANARY, W): number(0.12),
-    q.latency_quantile_query(STABLE, W): number(0.1),
-    q.latency_buckets_query(CANARY, W): by("le", {"0.1": 200, "0.25": 300, "+Inf": 300}),
+    q.requests_by_revision_query(CANARY, STABLE, W): per_revision({C: 300, S: 3000}),
+    # no 5xx series for stable: no series means zero errors
+    q.errors_by_revision_query(CANARY, STABLE, W): per_revision({C: 90}),
+    q.latency_quantile_by_revision_query(CANARY, STABLE, W): per_revision({C: 0.12, S: 0.1}),
+    q.latency_buckets_by_revision_query(CANARY, STABLE, W): per_revision_and_le(
+        {C: {"0.1": 200, "0.25": 300, "+Inf": 300}}
+    ),
     q.shadow_results_query(CANARY, W): by("result", {"match": 990, "mismatch": 5, "error": 5, "dropped": 40}),
     f'sum(cpu{{rev="{CANARY.revision}",w="30s"}})': number(1.5),
 }
@@ -119,7 +135,9 @@ async def test_a_shadow_run_judges_every_metric(prom: tuple[QueryApi, Prometheus
         and results["cpu"].query == 'sum(cpu{rev="canary1234",w="30s"})'
     )
     assert outcome.verdict is Verdict.FAIL
-    assert len(api.seen) == len(set(api.seen)) == 9  # shared queries are sent once
+    # shared queries are sent once, and each metric's query covers both revisions: 6 queries, where
+    # one query per revision and metric took 9
+    assert len(api.seen) == len(set(api.seen)) == 6
 
 
 async def test_a_canary_run_has_no_shadow_agreement(prom: tuple[QueryApi, PrometheusClient]) -> None:
@@ -164,7 +182,7 @@ async def test_a_canary_run_fails_when_the_fast_guard_tripped(
     api, client = prom
     spec = SPEC.model_copy(update={"metrics": [], "slo": SPEC.slo.model_copy(update={"error_rate": 1.0})})
     api.answers = {
-        q.requests_query(CANARY, W): number(0),  # the guard starved the canary of traffic
+        q.requests_by_revision_query(CANARY, STABLE, W): per_revision({C: 0}),  # the guard starved the canary
         q.guard_tripped_query(CANARY, W): number(1),
     }
     outcome = await analyze(spec, "iris", "ml", CANARY.revision, STABLE.revision, "canary", client)
@@ -186,22 +204,13 @@ async def test_a_shadow_run_does_not_ask_about_the_guard(prom: tuple[QueryApi, P
     assert q.guard_tripped_query(CANARY, W) not in api.seen
 
 
-def feature_answer(per_revision: dict[str, dict[str, float]]) -> dict[str, Any]:
-    result = [
-        {"metric": {"revision": revision, "le": le}, "value": [1.0, str(count)]}
-        for revision, buckets in per_revision.items()
-        for le, count in buckets.items()
-    ]
-    return {"resultType": "vector", "result": result}
-
-
 async def test_drift_adds_one_psi_check_per_feature(prom: tuple[QueryApi, PrometheusClient]) -> None:
     api, client = prom
     stable: dict[str, float] = {"5.0": 300, "6.0": 700, "+Inf": 1000}
-    api.answers[q.feature_buckets_query(CANARY, STABLE, "sepal_length", W)] = feature_answer(
+    api.answers[q.feature_buckets_query(CANARY, STABLE, "sepal_length", W)] = per_revision_and_le(
         {CANARY.revision: {"5.0": 20, "6.0": 100, "+Inf": 600}, STABLE.revision: stable}
     )
-    api.answers[q.feature_buckets_query(CANARY, STABLE, "petal_width", W)] = feature_answer(
+    api.answers[q.feature_buckets_query(CANARY, STABLE, "petal_width", W)] = per_revision_and_le(
         {CANARY.revision: {"5.0": 180, "6.0": 420, "+Inf": 600}, STABLE.revision: stable}
     )
     # no series at all for the third feature: inconclusive, not a failure and not a pass
@@ -226,3 +235,70 @@ async def test_no_drift_gate_sends_no_feature_queries(prom: tuple[QueryApi, Prom
     api, client = prom
     await analyze(SPEC, "iris", "ml", CANARY.revision, STABLE.revision, "canary", client)
     assert not [x for x in api.seen if q.FEATURE_VALUES in x]
+
+
+async def test_a_sequential_canary_run_judges_counts_since_the_rollout_began(
+    prom: tuple[QueryApi, PrometheusClient],
+) -> None:
+    api, client = prom
+    since = "120s"
+    api.answers.update(
+        {
+            q.requests_by_revision_query(CANARY, STABLE, since): per_revision({C: 600, S: 6000}),
+            q.errors_by_revision_query(CANARY, STABLE, since): per_revision({C: 180, S: 60}),
+            q.latency_buckets_by_revision_query(CANARY, STABLE, since): per_revision_and_le(
+                {C: {"0.1": 300, "0.25": 600, "+Inf": 600}, S: {"0.1": 5900, "0.25": 6000, "+Inf": 6000}}
+            ),
+        }
+    )
+    settings = SequentialSettings(since=timedelta(minutes=2), latency_delta=0.0)
+    outcome = await analyze(
+        SPEC, "iris", "ml", CANARY.revision, STABLE.revision, "canary", client, sequential=settings
+    )
+    results = {r.metric: r for r in outcome.results}
+    assert list(results) == [
+        "errorRate",
+        "errorRateDeltaToStable",
+        "latencyDistribution",
+        "latencyP99",
+        "latencyP99RatioToStable",
+        "guardTripped",
+        "cpu",
+    ]
+    for metric in ("errorRate", "errorRateDeltaToStable", "latencyDistribution"):
+        assert results[metric].verdict is Verdict.FAIL and results[metric].conclusive, results[metric]
+        assert "since the rollout began" in results[metric].message
+    assert results["errorRate"].value == pytest.approx(0.3)
+    assert results["errorRate"].query == q.error_ratio_query(CANARY, since)
+    assert "(180 of 600 requests since the rollout began" in results["errorRate"].message
+    # three sequential checks share alpha = 5%: each rejects at e >= 1 / (5% / 3) = 60
+    assert all(
+        "vs 60 at 98.3333%" in results[m].message
+        for m in ("errorRate", "errorRateDeltaToStable", "latencyDistribution")
+    ), [results[m].message for m in results]
+    assert results["latencyDistribution"].message.startswith(
+        "50% of 600 requests slower than 100ms vs stable's 1.67% of 6000 since the rollout began"
+    )
+    # the fixed checks keep their window and their failureLimit semantics
+    assert results["latencyP99"].query == q.latency_quantile_query(CANARY, W)
+    assert not results["latencyP99"].conclusive
+    assert set(outcome.conclusive_failures) == {
+        results[m] for m in ("errorRate", "errorRateDeltaToStable", "latencyDistribution")
+    }
+    # requests, errors and buckets since the rollout began; p99, buckets and requests of the window
+    # (latencyP99, latencyP99RatioToStable); the guard; the custom metric
+    assert len(api.seen) == len(set(api.seen)) == 8
+
+
+async def test_shadow_steps_keep_the_fixed_rules_when_sequential(
+    prom: tuple[QueryApi, PrometheusClient],
+) -> None:
+    _, client = prom
+    settings = SequentialSettings(since=timedelta(minutes=2), latency_delta=0.0)
+    outcome = await analyze(
+        SPEC, "iris", "ml", CANARY.revision, STABLE.revision, "shadow", client, sequential=settings
+    )
+    results = {r.metric: r for r in outcome.results}
+    assert "latencyDistribution" not in results
+    assert results["errorRate"].query == q.error_ratio_query(CANARY, W)
+    assert outcome.conclusive_failures == ()

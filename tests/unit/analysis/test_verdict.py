@@ -185,3 +185,19 @@ def test_more_errors_never_improve_the_error_rate_verdict(n: int, data: st.DataO
         assert now is worse is Verdict.INCONCLUSIVE
     else:
         assert order[worse] >= order[now]
+
+
+def test_an_empty_bucket_query_names_the_misspelled_bound() -> None:
+    query = 'sum(rate(modeldeploy_request_duration_seconds_bucket{revision="r2",le="1"}[30s]))'
+    result = v.judge_custom("fast-share", None, 0.9, None, query)
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert result.message == (
+        'fast-share: empty result (no series); le="1" matches no bucket: bounds are written le="1.0"'
+    )
+    well_spelled = query.replace('le="1"', 'le="1.0"')
+    assert v.judge_custom("fast-share", None, 0.9, None, well_spelled).message == (
+        "fast-share: empty result (no series)"
+    )
+    assert v.bucket_selector_hint('x{le="0.25"} + y{le = "10"}') == (
+        'le="10" matches no bucket: bounds are written le="10.0"'
+    )

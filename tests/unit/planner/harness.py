@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from modeldeploy.contract.labels import IMAGE_ANNOTATION, REVISION_LABEL
+from modeldeploy.contract.routing import ROUTING_KEY, RoutingTable
 from modeldeploy.operator.analysis.results import AnalysisOutcome, MetricVerdict, Verdict
 from modeldeploy.operator.api import ModelDeploymentSpec, ModelDeploymentStatus, revision_hash
 from modeldeploy.operator.planner import (
@@ -29,9 +31,7 @@ from modeldeploy.operator.planner import (
     golden_checks_due,
     plan,
 )
-from modeldeploy.operator.planner.labels import IMAGE_ANNOTATION, REVISION_LABEL
 from modeldeploy.operator.planner.plan import ChildRef
-from modeldeploy.serving.routing import ROUTING_KEY, RoutingTable
 
 T0 = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
 CONFIG = PlannerConfig(sidecar_image="registry.example.com/modeldeploy:0.1.0")

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from modeldeploy.contract.routing import RoutingTable
 from modeldeploy.operator.api import ModelDeploymentSpec, ModelDeploymentStatus
 from modeldeploy.operator.planner import (
     ModelDeploymentMeta,
@@ -17,7 +18,6 @@ from modeldeploy.operator.planner import (
     plan,
     routing_from_configmap,
 )
-from modeldeploy.serving.routing import RoutingTable
 from modeldeploy.serving.settings import load_settings
 from tests.unit.planner.harness import CONFIG, T0, make_spec, rev
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from modeldeploy.contract.routing import ROUTING_KEY, RoutingTable
 from modeldeploy.operator.api import ModelDeploymentStatus
 from modeldeploy.operator.planner import ModelDeploymentMeta, ObservedChildren, Plan, plan
 from modeldeploy.operator.planner.data_path import GUARDRAILS_READY
@@ -16,7 +17,6 @@ from modeldeploy.operator.planner.guardrail_documents import (
     golden_requests,
     referenced_configmaps,
 )
-from modeldeploy.serving.routing import ROUTING_KEY, RoutingTable
 from tests.unit.planner.harness import CONFIG, T0, make_spec
 
 META = ModelDeploymentMeta("iris", "ml", "uid-iris", 1)
@@ -104,6 +104,20 @@ def test_a_bad_contract_document_keeps_the_last_good_contract_and_says_why(
     assert [(e.type, e.reason) for e in result.events if e.reason == "GuardrailConfigInvalid"] == [
         ("Warning", "GuardrailConfigInvalid")
     ]
+
+
+def test_a_drift_path_the_sidecars_would_refuse_keeps_the_last_good_histograms_and_says_why() -> None:
+    good = {"features": [{"name": "sl", "path": "/features/*/0", "buckets": [4, 5]}]}
+    last_good = run({"drift": good})
+    # The CRD only asks for a leading "/"; "~2" is no JSON pointer escape, so the routing table
+    # model (and every sidecar) refuses it: the operator keeps the table loadable and reports it.
+    bad = {"features": [{"name": "sl", "path": "/features/~2", "buckets": [4, 5]}]}
+    result = run({"drift": bad}, routing=last_good.routing)
+    drift = configmap_table(result).data_path.drift
+    assert drift is not None and drift.features[0].path == "/features/*/0"
+    found = condition(result)
+    assert found is not None and found[0] == "False"
+    assert "drift feature 'sl': path: JSON pointer '/features/~2': '~' must be followed by 0 or 1" in found[1]
 
 
 def test_the_warning_is_posted_once_while_the_problem_lasts() -> None:

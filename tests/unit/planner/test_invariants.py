@@ -9,12 +9,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from modeldeploy.contract.labels import REVISION_LABEL
+from modeldeploy.contract.routing import RoutingTable
 from modeldeploy.operator.analysis.results import Verdict
 from modeldeploy.operator.planner import Plan
 from modeldeploy.operator.planner.actions import ACTIONS
-from modeldeploy.operator.planner.labels import REVISION_LABEL
 from modeldeploy.operator.planner.steps import new_revision_replicas, step_traffic
-from modeldeploy.serving.routing import RoutingTable
 from tests.unit.planner.harness import Driver, make_spec
 
 IMAGES = [f"registry.example.com/iris:{n}" for n in range(1, 5)]

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
+from modeldeploy.contract.labels import REVISION_LABEL
 from modeldeploy.operator.analysis.results import AnalysisOutcome, Verdict
-from modeldeploy.operator.planner.labels import REVISION_LABEL
 from tests.unit.planner.harness import Driver, make_spec, rev, verdict
 
 V1 = "registry.example.com/iris:1"

@@ -203,3 +203,15 @@ def test_promote_full_is_recorded_as_such_in_history() -> None:
     apply(d, "promote-full@1")
     assert d.status.stable_revision == R2
     assert d.status.history[-1].reason == "remaining steps skipped by promote-full"
+    assert d.status.last_action is not None and d.status.last_action.revision == R2
+
+
+def test_a_later_rollout_promoted_by_its_steps_is_not_credited_to_an_old_promote_full() -> None:
+    d = in_shadow()
+    apply(d, "promote-full@1")
+    v3 = "registry.example.com/iris:3"
+    rollout = {"steps": [{"canary": {"weight": 10, "duration": "1m"}}], "analysis": {"interval": "30s"}}
+    d.change_spec(make_spec(v3, rollout=rollout))
+    d.run_until(lambda x: x.status.stable_revision == rev(v3))
+    assert d.status.last_action is not None and d.status.last_action.name == "promote-full"
+    assert d.status.history[-1].reason == "all steps passed"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from modeldeploy.operator.planner.labels import REVISION_LABEL
+from modeldeploy.contract.labels import REVISION_LABEL
 from tests.unit.planner.harness import T0, Driver, make_spec, rev
 
 V1 = "registry.example.com/iris:1"

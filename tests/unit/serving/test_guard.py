@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from modeldeploy.contract.routing import GuardSettings
 from modeldeploy.serving.guard import CanaryGuard
-from modeldeploy.serving.routing import GuardSettings
 
 
 @st.composite

@@ -7,9 +7,9 @@ import random
 import pytest
 from multidict import CIMultiDict
 
+from modeldeploy.contract.routing import Backend, CanaryRoute, GuardSettings, RoutingTable, ShadowRoute
 from modeldeploy.serving.metrics import CANARY, LOCAL, SidecarMetrics
 from modeldeploy.serving.router import FORWARDED_HEADER, Router, TableRejected
-from modeldeploy.serving.routing import Backend, CanaryRoute, GuardSettings, RoutingTable, ShadowRoute
 from modeldeploy.serving.settings import load_settings
 
 ENV = {

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from kubernetes.client import ApiClient
 from pydantic import ValidationError
 
+from modeldeploy.contract.routing import ROUTING_KEY, RoutingTable
 from modeldeploy.serving.data_path import DataPathError
-from modeldeploy.serving.routing import ROUTING_KEY, RoutingTable
 from modeldeploy.serving.routing_configmap import ConfigMapWatcher
 from modeldeploy.serving.server import Sidecar
 from modeldeploy.serving.settings import load_settings

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 from modeldeploy.operator.analysis import psi, stats
 from modeldeploy.operator.analysis.results import MetricVerdict, Verdict
-from modeldeploy.operator.analysis.verdict import Judge, inconclusive, p_text
+from modeldeploy.operator.analysis.stats import p_text
+from modeldeploy.operator.analysis.verdict import Judge, inconclusive
 from modeldeploy.operator.api.guardrails import DriftSpec
 
 METRIC_PREFIX = "inputPSI/"

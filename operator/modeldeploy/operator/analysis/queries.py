@@ -105,6 +105,47 @@ def latency_buckets_query(sel: RevisionSelector, window: str) -> str:
     return f"sum by (le) (increase({DURATION}_bucket{sel.served()}[{window}]))"
 
 
+def both_revisions(new: RevisionSelector, stable: RevisionSelector, *extra: str) -> str:
+    """Matchers of the two revisions of one ModelDeployment (`revision=~"<new>|<stable>"`)."""
+    if (new.model, new.namespace) != (stable.model, stable.namespace):
+        raise ValueError("both revisions must belong to the same ModelDeployment")
+    revisions = "|".join(re.escape(r) for r in dict.fromkeys((new.revision, stable.revision)))
+    parts = [
+        f"namespace={promql_string(new.namespace)}",
+        f"model={promql_string(new.model)}",
+        f"revision=~{promql_string(revisions)}",
+        *extra,
+    ]
+    return "{" + ",".join(parts) + "}"
+
+
+def requests_by_revision_query(new: RevisionSelector, stable: RevisionSelector, window: str) -> str:
+    """`requests_query` of both revisions in one query: one series per revision (`sum by (revision)`)."""
+    matchers = both_revisions(new, stable, 'route="local"')
+    return f"sum by (revision) (increase({REQUESTS}{matchers}[{window}]))"
+
+
+def errors_by_revision_query(new: RevisionSelector, stable: RevisionSelector, window: str) -> str:
+    """`errors_query` of both revisions in one query."""
+    matchers = both_revisions(new, stable, 'route="local"', f"code=~{promql_string(ERROR_CODES)}")
+    return f"sum by (revision) (increase({REQUESTS}{matchers}[{window}]))"
+
+
+def latency_buckets_by_revision_query(new: RevisionSelector, stable: RevisionSelector, window: str) -> str:
+    """`latency_buckets_query` of both revisions in one query (`sum by (revision, le)`)."""
+    matchers = both_revisions(new, stable, 'route="local"')
+    return f"sum by (revision, le) (increase({DURATION}_bucket{matchers}[{window}]))"
+
+
+def latency_quantile_by_revision_query(
+    new: RevisionSelector, stable: RevisionSelector, window: str, quantile: float = 0.99
+) -> str:
+    """`latency_quantile_query` of both revisions in one query: one series per revision."""
+    matchers = both_revisions(new, stable, 'route="local"')
+    rates = f"rate({DURATION}_bucket{matchers}[{window}])"
+    return f"histogram_quantile({quantile:g}, sum by (revision, le) ({rates}))"
+
+
 def feature_buckets_query(new: RevisionSelector, stable: RevisionSelector, feature: str, window: str) -> str:
     """Cumulative observations of one input feature per revision and histogram bucket in the window.
 
@@ -113,18 +154,8 @@ def feature_buckets_query(new: RevisionSelector, stable: RevisionSelector, featu
     canary's own sidecar for forwarded requests, the shadow's for shadow copies. `+Inf` is every
     observed value.
     """
-    if (new.model, new.namespace) != (stable.model, stable.namespace):
-        raise ValueError("both revisions must belong to the same ModelDeployment")
-    revisions = "|".join(re.escape(r) for r in dict.fromkeys((new.revision, stable.revision)))
-    matchers = ",".join(
-        [
-            f"namespace={promql_string(new.namespace)}",
-            f"model={promql_string(new.model)}",
-            f"revision=~{promql_string(revisions)}",
-            f"feature={promql_string(feature)}",
-        ]
-    )
-    return f"sum by (revision, le) (increase({FEATURE_VALUES}_bucket{{{matchers}}}[{window}]))"
+    matchers = both_revisions(new, stable, f"feature={promql_string(feature)}")
+    return f"sum by (revision, le) (increase({FEATURE_VALUES}_bucket{matchers}[{window}]))"
 
 
 def guard_tripped_query(sel: RevisionSelector, window: str) -> str:

@@ -28,7 +28,8 @@ class MetricVerdict:
     metric's name; `value`: the measured value (None when nothing could be measured);
     `threshold`: the limit it was held against; `query`: the resolved PromQL a user can paste into
     Prometheus; `message`: e.g. "p99 latency 412ms > 250ms"; `requests`: requests counted in the
-    window for the revision under test (None where not applicable).
+    window for the revision under test (None where not applicable); `conclusive`: a sequential
+    (anytime-valid) test rejected "no regression", so the failure needs no `failureLimit` repeats.
     """
 
     metric: str
@@ -38,6 +39,7 @@ class MetricVerdict:
     query: str
     message: str
     requests: float | None = None
+    conclusive: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """camelCase dict for `.status.analysis.results` (None values omitted)."""
@@ -81,6 +83,11 @@ class AnalysisOutcome:
     @property
     def failed(self) -> tuple[MetricVerdict, ...]:
         return tuple(r for r in self.results if r.verdict is Verdict.FAIL)
+
+    @property
+    def conclusive_failures(self) -> tuple[MetricVerdict, ...]:
+        """Failures a sequential test proved: roll back now, whatever `failureLimit` says."""
+        return tuple(r for r in self.results if r.verdict is Verdict.FAIL and r.conclusive)
 
     @property
     def inconclusive(self) -> tuple[MetricVerdict, ...]:

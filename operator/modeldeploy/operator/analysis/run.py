@@ -19,6 +19,7 @@ from typing import Literal
 
 from modeldeploy.operator.analysis import drift as d
 from modeldeploy.operator.analysis import queries as q
+from modeldeploy.operator.analysis import sequential_verdict as sv
 from modeldeploy.operator.analysis import verdict as v
 from modeldeploy.operator.analysis.prometheus import (
     PrometheusClient,
@@ -60,8 +61,37 @@ class Plan:
     def shadow_results(self) -> str:
         return q.shadow_results_query(self.canary, self.window)
 
+    # What is sent: one query per metric for both revisions (the per-revision forms above are shown).
+    def all_requests(self) -> str:
+        return q.requests_by_revision_query(self.canary, self.stable, self.window)
+
+    def all_errors(self) -> str:
+        return q.errors_by_revision_query(self.canary, self.stable, self.window)
+
+    def all_p99(self) -> str:
+        return q.latency_quantile_by_revision_query(self.canary, self.stable, self.window)
+
+    def all_buckets(self) -> str:
+        return q.latency_buckets_by_revision_query(self.canary, self.stable, self.window)
+
     def feature_buckets(self, feature: str) -> str:
         return q.feature_buckets_query(self.canary, self.stable, feature, self.window)
+
+
+@dataclass(frozen=True, slots=True)
+class SequentialSettings:
+    """Judge the error checks (and optionally the latency distribution) sequentially (`sequential_verdict`).
+
+    `since`: how long ago the rollout of the new revision began (the counts are `increase()` over it);
+    `tolerance`: promotion needs "no regression beyond it" shown (None: today's pass rule);
+    `latency_delta`: with a value, the latency-distribution check runs with that allowed excess share
+    of slow requests per bucket bound (None: no latency-distribution check). The checks share alpha
+    (1 - confidence) evenly: each tests at 1 - alpha / (number of sequential checks).
+    """
+
+    since: timedelta
+    tolerance: float | None = None
+    latency_delta: float | None = None
 
 
 Fetched = dict[str, QueryResult | PrometheusError]
@@ -97,24 +127,27 @@ def _number(fetched: Fetched, query: str) -> float | None:
         raise _Missing(str(exc)) from exc
 
 
-def _count(fetched: Fetched, query: str) -> float:
-    """A sum of increase(): no series means nothing was counted (0); NaN counts as 0 too."""
-    value = _number(fetched, query)
-    return 0.0 if value is None or math.isnan(value) else value
+def _of_revision(fetched: Fetched, query: str, revision: str) -> list[float]:
+    """The values of `revision`'s series in a `by (revision)` answer."""
+    return [x.value for x in _result(fetched, query).samples if x.labels.get("revision") == revision]
 
 
-def _buckets(fetched: Fetched, query: str) -> dict[float, float]:
-    out: dict[float, float] = {}
-    for le, count in _result(fetched, query).by_label("le").items():
-        try:
-            out[float(le)] = 0.0 if math.isnan(count) else count
-        except ValueError:
-            continue
-    return out
+def _revision_count(fetched: Fetched, query: str, revision: str) -> float:
+    """A revision's sum of increase(): no series means nothing was counted (0); NaN counts as 0 too."""
+    return sum(0.0 if math.isnan(x) else x for x in _of_revision(fetched, query, revision))
+
+
+def _revision_number(fetched: Fetched, query: str, revision: str) -> float | None:
+    """A revision's single number (None without a series)."""
+    values = _of_revision(fetched, query, revision)
+    return values[0] if values else None
 
 
 def _counts(fetched: Fetched, plan: Plan, sel: q.RevisionSelector) -> v.Counts:
-    return v.Counts(hits=_count(fetched, plan.errors(sel)), total=_count(fetched, plan.requests(sel)))
+    return v.Counts(
+        hits=_revision_count(fetched, plan.all_errors(), sel.revision),
+        total=_revision_count(fetched, plan.all_requests(), sel.revision),
+    )
 
 
 def _template_variables(plan: Plan) -> dict[str, str]:
@@ -142,8 +175,84 @@ class Check:
     judge: JudgeFn
 
 
+def _sequential_checks(spec: AnalysisSpec, plan: Plan, settings: SequentialSettings) -> list[Check]:
+    """errorRate and errorRateDeltaToStable over the counts since the rollout began; latencyDistribution.
+
+    alpha is split evenly between them (Bonferroni), so the chance that any of them ever fails a
+    healthy revision over the whole rollout stays <= 1 - confidence.
+    """
+    c, s = plan.canary, plan.stable
+    slo = spec.slo
+    configured = [slo.error_rate, slo.max_error_rate_delta_to_stable, settings.latency_delta]
+    share = max(1, sum(x is not None for x in configured))
+    confidence = 1.0 - (1.0 - spec.confidence) / share
+    judge = v.Judge(min_requests=spec.min_requests, confidence=confidence, window=plan.window)
+    checks: list[Check] = []
+    if slo.error_rate is not None:
+        limit = slo.error_rate
+        checks.append(
+            Check(
+                sv.ERROR_RATE,
+                limit,
+                q.error_ratio_query(c, plan.window),
+                (plan.all_errors(), plan.all_requests()),
+                lambda f, shown: sv.judge_error_rate(
+                    _revision_count(f, plan.all_errors(), c.revision),
+                    _revision_count(f, plan.all_requests(), c.revision),
+                    limit,
+                    judge,
+                    shown,
+                ),
+            )
+        )
+    if slo.max_error_rate_delta_to_stable is not None:
+        delta = slo.max_error_rate_delta_to_stable
+        checks.append(
+            Check(
+                sv.ERROR_RATE_DELTA,
+                delta,
+                f"({q.error_ratio_query(c, plan.window)}) - ({q.error_ratio_query(s, plan.window)})",
+                (plan.all_errors(), plan.all_requests()),
+                lambda f, shown: sv.judge_error_rate_delta(
+                    _revision_count(f, plan.all_errors(), c.revision),
+                    _revision_count(f, plan.all_requests(), c.revision),
+                    _revision_count(f, plan.all_errors(), s.revision),
+                    _revision_count(f, plan.all_requests(), s.revision),
+                    delta,
+                    judge,
+                    shown,
+                    settings.tolerance,
+                ),
+            )
+        )
+    if settings.latency_delta is not None:
+        allowed = settings.latency_delta
+        checks.append(
+            Check(
+                sv.LATENCY_DISTRIBUTION,
+                allowed,
+                f"{plan.buckets(c)} vs {plan.buckets(s)}",
+                (plan.all_buckets(),),
+                lambda f, shown: sv.judge_latency_distribution(
+                    _revision_buckets(f, plan.all_buckets(), c.revision),
+                    _revision_buckets(f, plan.all_buckets(), s.revision),
+                    allowed,
+                    judge,
+                    shown,
+                    settings.tolerance,
+                ),
+            )
+        )
+    return checks
+
+
 def _checks(
-    spec: AnalysisSpec, plan: Plan, phase_kind: PhaseKind, judge: v.Judge, drift: d.DriftGate | None
+    spec: AnalysisSpec,
+    plan: Plan,
+    phase_kind: PhaseKind,
+    judge: v.Judge,
+    drift: d.DriftGate | None,
+    sequential: Plan | None = None,
 ) -> list[Check]:
     c, s = plan.canary, plan.stable
     checks: list[Check] = []
@@ -152,23 +261,24 @@ def _checks(
     def add(metric: str, threshold: float | None, shown: str, needs: list[str], fn: JudgeFn) -> None:
         checks.append(Check(metric, threshold, shown, tuple(needs), fn))
 
-    if slo.error_rate is not None:
+    # with a sequential plan the error checks are judged sequentially (`_sequential_checks`)
+    if sequential is None and slo.error_rate is not None:
         limit = slo.error_rate
         add(
             v.ERROR_RATE,
             limit,
             q.error_ratio_query(c, plan.window),
-            [plan.errors(c), plan.requests(c)],
+            [plan.all_errors(), plan.all_requests()],
             lambda f, shown: v.judge_error_rate(_counts(f, plan, c), limit, judge, shown),
         )
-    if slo.max_error_rate_delta_to_stable is not None:
+    if sequential is None and slo.max_error_rate_delta_to_stable is not None:
         delta = slo.max_error_rate_delta_to_stable
         shown = f"({q.error_ratio_query(c, plan.window)}) - ({q.error_ratio_query(s, plan.window)})"
         add(
             v.ERROR_RATE_DELTA,
             delta,
             shown,
-            [plan.errors(c), plan.requests(c), plan.errors(s), plan.requests(s)],
+            [plan.all_errors(), plan.all_requests()],
             lambda f, shown: v.judge_error_rate_delta(
                 _counts(f, plan, c), _counts(f, plan, s), delta, judge, shown
             ),
@@ -179,9 +289,13 @@ def _checks(
             v.LATENCY_P99,
             seconds,
             plan.p99(c),
-            [plan.p99(c), plan.buckets(c)],
+            [plan.all_p99(), plan.all_buckets()],
             lambda f, shown: v.judge_latency_p99(
-                _number(f, plan.p99(c)), _buckets(f, plan.buckets(c)), seconds, judge, shown
+                _revision_number(f, plan.all_p99(), c.revision),
+                _revision_buckets(f, plan.all_buckets(), c.revision),
+                seconds,
+                judge,
+                shown,
             ),
         )
     if slo.max_latency_ratio_to_stable is not None:
@@ -190,12 +304,12 @@ def _checks(
             v.LATENCY_RATIO,
             ratio,
             f"{plan.p99(c)} / {plan.p99(s)}",
-            [plan.p99(c), plan.p99(s), plan.requests(c), plan.requests(s)],
+            [plan.all_p99(), plan.all_requests()],
             lambda f, shown: v.judge_latency_ratio(
-                _number(f, plan.p99(c)),
-                _number(f, plan.p99(s)),
-                _count(f, plan.requests(c)),
-                _count(f, plan.requests(s)),
+                _revision_number(f, plan.all_p99(), c.revision),
+                _revision_number(f, plan.all_p99(), s.revision),
+                _revision_count(f, plan.all_requests(), c.revision),
+                _revision_count(f, plan.all_requests(), s.revision),
                 ratio,
                 judge,
                 shown,
@@ -233,7 +347,8 @@ def _checks(
     return checks
 
 
-def _feature_buckets(fetched: Fetched, query: str, revision: str) -> dict[float, float]:
+def _revision_buckets(fetched: Fetched, query: str, revision: str) -> dict[float, float]:
+    """A revision's cumulative counts per `le` bound in a `by (revision, le)` answer."""
     out: dict[float, float] = {}
     for sample in _result(fetched, query).samples:
         if sample.labels.get("revision") != revision:
@@ -254,7 +369,7 @@ def _drift_check(feature: str, max_psi: float, plan: Plan, judge: v.Judge) -> Ch
         query,
         (query,),
         lambda f, shown: d.judge_input_psi(
-            feature, _feature_buckets(f, query, new), _feature_buckets(f, query, old), max_psi, judge, shown
+            feature, _revision_buckets(f, query, new), _revision_buckets(f, query, old), max_psi, judge, shown
         ),
     )
 
@@ -317,12 +432,16 @@ async def analyze(
     min_window: timedelta = DEFAULT_MIN_WINDOW,
     now: datetime | None = None,
     drift: d.DriftGate | None = None,
+    sequential: SequentialSettings | None = None,
 ) -> AnalysisOutcome:
     """Judge `canary_revision` (the canary, or the shadow during shadow steps) against `spec`.
 
     `stable_revision` is the comparison baseline over the same window: `window` (default: the
     analysis interval), at least `min_window`. `now` (default: the current UTC time) is recorded as
     the outcome's `at`. `drift` adds one `inputPSI/<feature>` check per feature (see `drift`).
+    `sequential` judges the error checks (and the latency distribution, if asked) on the counts since
+    the rollout began, anytime-valid (see `SequentialSettings`; canary steps only: shadow steps keep
+    today's rules).
     Never raises for Prometheus trouble: an unreachable Prometheus makes every
     metric inconclusive, with the reason.
     """
@@ -332,7 +451,20 @@ async def analyze(
         spec, name, namespace, canary_revision, stable_revision, window=window, min_window=min_window
     )
     judge = v.Judge(min_requests=spec.min_requests, confidence=spec.confidence, window=plan.window)
-    checks = _checks(spec, plan, phase_kind, judge, drift)
+    since = None
+    if sequential is not None and phase_kind == "canary":
+        since = plan_run(
+            spec,
+            name,
+            namespace,
+            canary_revision,
+            stable_revision,
+            window=sequential.since,
+            min_window=min_window,
+        )
+    checks = _checks(spec, plan, phase_kind, judge, drift, since)
+    if since is not None and sequential is not None:
+        checks[:0] = _sequential_checks(spec, since, sequential)
     fetched = await _fetch(prom, (query for check in checks for query in check.needs))
     down = next(
         (

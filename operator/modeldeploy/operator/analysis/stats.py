@@ -34,6 +34,13 @@ _EPS = 1e-15
 _TINY = 1e-300
 
 
+def p_text(p: float) -> str:
+    """ "p=0.031", "p=1.5e-35"; below 1e-300 (or underflowed to 0): "p<1e-300", never "p=0"."""
+    if p < 1e-300:
+        return "p<1e-300"
+    return f"p={p:.2g}"
+
+
 def _check_counts(x: int, n: int, what: str = "count") -> None:
     if n < 0 or x < 0 or x > n:
         raise ValueError(f"{what}: need 0 <= successes <= trials, got {x} of {n}")

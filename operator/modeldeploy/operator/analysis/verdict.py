@@ -17,11 +17,13 @@ The p99 latency ratio to stable and custom metrics are compared directly with th
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from modeldeploy.operator.analysis import stats
 from modeldeploy.operator.analysis.results import MetricVerdict, Verdict
+from modeldeploy.operator.analysis.stats import p_text
 
 ERROR_RATE = "errorRate"
 ERROR_RATE_DELTA = "errorRateDeltaToStable"
@@ -92,10 +94,6 @@ def seconds_text(value: float) -> str:
     if value < 1:
         return f"{value * 1000:.3g}ms"
     return f"{value:.3g}s"
-
-
-def p_text(p: float) -> str:
-    return f"p={p:.2g}"
 
 
 def _verdict(
@@ -371,13 +369,32 @@ def judge_guard(value: float | None, revision: str, query: str) -> MetricVerdict
     )
 
 
+_LE_MATCHER = re.compile(r'\ble\s*=\s*"([^"]*)"')
+
+
+def bucket_selector_hint(query: str) -> str:
+    """Why a histogram query may match nothing: `le="1"` where the series say `le="1.0"`.
+
+    Bucket bounds are label strings: the sidecar (Python client) writes whole numbers as "1.0", and
+    Prometheus 3 normalises every `le` to that form, so `le="1"` matches no series. "" when no
+    `le="..."` matcher in `query` is a whole number written without ".0".
+    """
+    hints = []
+    for written in _LE_MATCHER.findall(query):
+        if written.isdigit():
+            hints.append(f'le="{written}" matches no bucket: bounds are written le="{int(written)}.0"')
+    return "; ".join(hints)
+
+
 def judge_custom(
     name: str, value: float | None, minimum: float | None, maximum: float | None, query: str
 ) -> MetricVerdict:
     """A custom metric's single number against its `min` and/or `max`."""
     threshold = maximum if maximum is not None else minimum
     if value is None:
-        return inconclusive(name, threshold, query, f"{name}: empty result (no series)")
+        hint = bucket_selector_hint(query)
+        why = f"{name}: empty result (no series)" + (f"; {hint}" if hint else "")
+        return inconclusive(name, threshold, query, why)
     if math.isnan(value):
         return inconclusive(name, threshold, query, f"{name}: result is NaN (e.g. 0/0 without traffic)")
     shown = value if math.isfinite(value) else None  # JSON (and so .status) has no infinity

@@ -115,6 +115,9 @@ class LastAction(ApiModel):
         description="Applied, Ignored (nothing to do in the current state) or Rejected (unknown action).",
     )
     message: Message = Field(default="", description="What the action did, or why it did nothing.")
+    revision: Revision | None = Field(
+        default=None, description="The revision being rolled out when the action was carried out, if any."
+    )
 
 
 class DrainingRevision(ApiModel):
@@ -230,3 +233,14 @@ class ModelDeploymentStatus(ApiModel):
     history: Annotated[list[HistoryEntry], Field(max_length=MAX_HISTORY)] = Field(
         default_factory=list, description=f"Finished rollouts, newest last (at most {MAX_HISTORY})."
     )
+
+    def clear_rollout(self) -> None:
+        """No rollout in progress: its revision, step cursor, pod wait, pause and traffic are reset."""
+        self.canary_revision = None
+        self.canary_image = None
+        self.current_step = None
+        self.step_started_at = None
+        self.waiting_for_pods_since = None
+        self.paused_at = None
+        self.pause_reason = None
+        self.traffic = TrafficStatus()

@@ -14,9 +14,9 @@ from typing import Any
 
 import aiohttp
 
+from modeldeploy.contract.comparison import json_equal
 from modeldeploy.operator.api import GoldenRequest
 from modeldeploy.operator.planner.golden import GoldenCheckRequest, GoldenOutcome
-from modeldeploy.serving.compare import json_equal
 
 SHOWN = 300
 """Characters of an expected or received body shown in status and Events."""

@@ -27,13 +27,14 @@ import kopf
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient
 
+from modeldeploy.contract.labels import MANAGED_BY, MANAGED_BY_LABEL, MODEL_LABEL
 from modeldeploy.operator.api import GROUP, PLURAL, VERSION
 from modeldeploy.operator.handlers import wakeups
 from modeldeploy.operator.handlers.config import current
 from modeldeploy.operator.kube import Kube
 from modeldeploy.operator.reconcile import reconcile
 
-MANAGED = {"app.kubernetes.io/managed-by": "modeldeploy"}
+MANAGED = {MANAGED_BY_LABEL: MANAGED_BY}
 MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED.items())
 PEERING_STARTUP_GRACE = 10.0
 """Seconds after process start before a peered replica acts (peers' keep-alives become visible)."""
@@ -110,13 +111,13 @@ def modeldeployment_changed(name: str, namespace: str | None, body: kopf.Body, *
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
 def deployment_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
-    model = labels.get("modeldeploy.io/model")
+    model = labels.get(MODEL_LABEL)
     if model and namespace:
         wakeups.poke((namespace, model))
 
 
 @kopf.on.event("v1", "configmaps", labels=MANAGED)
 def configmap_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
-    model = labels.get("modeldeploy.io/model")
+    model = labels.get(MODEL_LABEL)
     if model and namespace:
         wakeups.poke((namespace, model))

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from modeldeploy.contract.labels import model_selector
 from modeldeploy.operator.analysis.results import AnalysisOutcome
 from modeldeploy.operator.api import ModelDeploymentSpec, ModelDeploymentStatus
 from modeldeploy.operator.planner.actions import ACTION_ANNOTATION, ACTIONS, action_value, parse_action
@@ -36,7 +37,6 @@ from modeldeploy.operator.planner.inputs import (
     PlannerConfig,
     routing_from_configmap,
 )
-from modeldeploy.operator.planner.labels import model_selector
 from modeldeploy.operator.planner.plan import ChildRef, HandledAction, Plan, PlannedEvent, ScaleChange
 from modeldeploy.operator.planner.render import render
 from modeldeploy.operator.planner.transitions import run

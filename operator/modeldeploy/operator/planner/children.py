@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modeldeploy.operator.api import API_VERSION, KIND, ModelDeploymentSpec, Probe, parse_duration
-from modeldeploy.operator.planner.inputs import ModelDeploymentMeta, PlannerConfig
-from modeldeploy.operator.planner.labels import (
+from modeldeploy.contract.labels import (
     CONTAINER_MODEL,
     CONTAINER_SIDECAR,
     IMAGE_ANNOTATION,
@@ -24,9 +22,11 @@ from modeldeploy.operator.planner.labels import (
     revision_selector,
     sidecar_service_account_name,
 )
+from modeldeploy.contract.routing import routing_configmap_name
+from modeldeploy.operator.api import API_VERSION, KIND, ModelDeploymentSpec, Probe, parse_duration
+from modeldeploy.operator.planner.inputs import ModelDeploymentMeta, PlannerConfig
 from modeldeploy.operator.planner.plan import Manifest
 from modeldeploy.operator.planner.pod_template import pod_template
-from modeldeploy.serving.routing import routing_configmap_name
 
 MODEL_READY_PATH = "/readyz"
 MODEL_LIVE_PATH = "/livez"

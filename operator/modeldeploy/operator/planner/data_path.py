@@ -7,19 +7,22 @@ missing or invalid, the sidecars keep the contract they were last given (the obs
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
+from modeldeploy.contract.routing import (
+    ContractSettings,
+    DataPathSettings,
+    DriftFeature,
+    DriftSettings,
+    PredictionLogSettings,
+)
+from modeldeploy.operator.api import DriftSpec
 from modeldeploy.operator.planner.conditions import set_condition
 from modeldeploy.operator.planner.context import Tick
 from modeldeploy.operator.planner.guardrail_documents import (
     GuardrailConfigError,
     contract_schema,
     golden_requests,
-)
-from modeldeploy.serving.routing import (
-    ContractSettings,
-    DataPathSettings,
-    DriftFeature,
-    DriftSettings,
-    PredictionLogSettings,
 )
 
 GUARDRAILS_READY = "GuardrailsReady"
@@ -57,18 +60,30 @@ def data_path(tick: Tick) -> DataPathSettings:
             redact=tuple(log.redact or ()),
         )
     )
-    drift = (
-        None
-        if guardrails.drift is None
-        else DriftSettings(
-            features=tuple(
-                DriftFeature(name=f.name, path=f.path, buckets=tuple(f.buckets))
-                for f in guardrails.drift.features
-            )
-        )
-    )
+    drift = None
+    if guardrails.drift is not None:
+        try:
+            drift = _drift(guardrails.drift)
+        except ValueError as exc:  # e.g. a path the CRD's pattern lets through: "/a~2"
+            problems.append(str(exc))
+            drift = observed.drift  # keep the last good histograms
     _report(tick, problems)
     return DataPathSettings(contract=contract, prediction_log=prediction_log, drift=drift)
+
+
+def _drift(spec: DriftSpec) -> DriftSettings:
+    """The sidecars' drift settings; ValueError naming the feature the routing table would refuse."""
+    features = []
+    for feature in spec.features:
+        try:
+            buckets = tuple(feature.buckets)
+            features.append(DriftFeature(name=feature.name, path=feature.path, buckets=buckets))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            message = first["msg"].removeprefix("Value error, ")
+            raise ValueError(f"drift feature {feature.name!r}: {where}: {message}") from None
+    return DriftSettings(features=tuple(features))
 
 
 def _report(tick: Tick, problems: list[str]) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from modeldeploy.contract.routing import RoutingTable
 from modeldeploy.operator.planner.context import Tick
-from modeldeploy.serving.routing import RoutingTable
 
 ROUTING_RECHECK = timedelta(seconds=1)
 """How soon to look again when the drain period is over but the cut is not yet observed."""

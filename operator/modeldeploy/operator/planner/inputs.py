@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from modeldeploy.operator.planner.labels import CONTAINER_MODEL, IMAGE_ANNOTATION, REVISION_LABEL
+from modeldeploy.contract.labels import CONTAINER_MODEL, IMAGE_ANNOTATION, REVISION_LABEL
+from modeldeploy.contract.routing import ROUTING_KEY, RoutingTable
 from modeldeploy.operator.planner.plan import ChildRef
-from modeldeploy.serving.routing import ROUTING_KEY, RoutingTable
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from modeldeploy.contract.routing import RoutingTable
 from modeldeploy.operator.api import ModelDeploymentStatus
-from modeldeploy.serving.routing import RoutingTable
 
 Manifest = dict[str, Any]
 

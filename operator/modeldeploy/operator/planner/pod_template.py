@@ -24,9 +24,8 @@ import copy
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
+from modeldeploy.contract.labels import CONTAINER_MODEL, CONTAINER_SIDECAR
 from modeldeploy.operator.api.pod_template import (
-    MODEL_CONTAINER,
-    SIDECAR_CONTAINER,
     template_annotations,
     template_labels,
     template_pod_spec,
@@ -74,7 +73,7 @@ def merge_model_container(ours: Obj, template_entry: Mapping[str, Any] | None) -
             merged[key] = {**value, **(merged.get(key) or {})}
         else:
             merged[key] = value
-    return {"name": MODEL_CONTAINER, **{k: v for k, v in merged.items() if k != "name"}}
+    return {"name": CONTAINER_MODEL, **{k: v for k, v in merged.items() if k != "name"}}
 
 
 def pod_template(
@@ -89,8 +88,8 @@ def pod_template(
     """The Deployment's `spec.template`: `template` completed by the operator's parts (see above)."""
     spec = copy.deepcopy(template_pod_spec(template))
     containers = spec.pop("containers", None) or []
-    entry = next((c for c in containers if c.get("name") == MODEL_CONTAINER), None)
-    others = [c for c in containers if c.get("name") not in (MODEL_CONTAINER, SIDECAR_CONTAINER)]
+    entry = next((c for c in containers if c.get("name") == CONTAINER_MODEL), None)
+    others = [c for c in containers if c.get("name") not in (CONTAINER_MODEL, CONTAINER_SIDECAR)]
     pod_spec: Obj = {**copy.deepcopy(dict(defaults)), **spec}
     if "securityContext" in spec and "securityContext" in defaults:
         pod_spec["securityContext"] = {**defaults["securityContext"], **spec["securityContext"]}

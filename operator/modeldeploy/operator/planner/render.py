@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from modeldeploy.contract.labels import revision_name
+from modeldeploy.contract.routing import DataPathSettings, RoutingTable
 from modeldeploy.operator.planner.children import deployment
 from modeldeploy.operator.planner.context import Tick
 from modeldeploy.operator.planner.drain import draining_revisions, routing_names
-from modeldeploy.operator.planner.labels import revision_name
 from modeldeploy.operator.planner.plan import ChildRef, Manifest, ScaleChange
 from modeldeploy.operator.planner.pod_template import pod_service_account
 from modeldeploy.operator.planner.routing import routing_table
@@ -27,7 +28,6 @@ from modeldeploy.operator.planner.services import (
     sidecar_rbac,
 )
 from modeldeploy.operator.planner.steps import new_revision_replicas
-from modeldeploy.serving.routing import DataPathSettings, RoutingTable
 
 
 @dataclass(frozen=True)

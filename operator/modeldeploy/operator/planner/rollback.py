@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from modeldeploy.operator.api import AnalysisStatus, TrafficStatus
+from modeldeploy.operator.api import AnalysisStatus
 from modeldeploy.operator.planner.context import Tick
 
 RollbackCause = Literal[
@@ -28,14 +28,7 @@ def _clear_rollout(tick: Tick) -> str:
     revision = status.canary_revision
     assert revision is not None, "no rollout in progress"
     tick.start_draining(revision)
-    status.canary_revision = None
-    status.canary_image = None
-    status.current_step = None
-    status.step_started_at = None
-    status.waiting_for_pods_since = None
-    status.paused_at = None
-    status.pause_reason = None
-    status.traffic = TrafficStatus()
+    status.clear_rollout()
     return revision
 
 

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from modeldeploy.operator.api import AnalysisStatus, TrafficStatus, format_duration
+from modeldeploy.operator.api import AnalysisStatus, TrafficStatus
+from modeldeploy.operator.planner.actions import PROMOTE_FULL
 from modeldeploy.operator.planner.analysis_runs import latest_run_passed
 from modeldeploy.operator.planner.context import Tick
 from modeldeploy.operator.planner.golden import hold_at_gate
+from modeldeploy.operator.planner.pod_wait import wait_for_pods
 from modeldeploy.operator.planner.rollback import rollback
 from modeldeploy.operator.planner.steps import (
     describe_step,
@@ -41,14 +43,11 @@ def start_rollout(tick: Tick) -> None:
     status = tick.status
     revision = tick.spec_revision
     tick.stop_draining(revision)
+    status.clear_rollout()
     status.canary_revision = revision
     status.canary_image = tick.spec.model.image
     status.current_step = 0
-    status.step_started_at = None
     status.waiting_for_pods_since = tick.now
-    status.paused_at = None
-    status.pause_reason = None
-    status.traffic = TrafficStatus()
     status.analysis = AnalysisStatus()
     status.rollback_reason = None
     status.phase = "Progressing"
@@ -105,24 +104,23 @@ def _pods_lost(tick: Tick, need: int) -> list[datetime] | None:
     """
     status = tick.status
     assert status.canary_revision is not None and status.current_step is not None
-    ready = tick.ready_replicas(status.canary_revision)
-    if ready >= need:
+    wait = wait_for_pods(tick, status.canary_revision, need)
+    if wait.met:
         status.waiting_for_pods_since = None
         return None
-    since = status.waiting_for_pods_since or tick.now
-    status.waiting_for_pods_since = since
-    deadline = since + tick.progress_deadline
     where = describe_step(tick.spec.rollout.steps, status.current_step)
-    if tick.now >= deadline:
+    if wait.overdue:
         rollback(
             tick,
             "ProgressDeadlineExceeded",
-            f"revision {status.canary_revision} lost its pods during {where}: {ready}/{need} ready "
-            f"for {format_duration(tick.now - since)} (progressDeadline {tick.spec.progress_deadline})",
+            f"revision {status.canary_revision} lost its pods during {where}: {wait.ready}/{need} ready "
+            f"for {wait.waited} (progressDeadline {tick.spec.progress_deadline})",
         )
         return []
-    tick.note(f"{where}: {ready}/{need} pods of the new revision ready; the step holds until they are back")
-    return [deadline]
+    tick.note(
+        f"{where}: {wait.ready}/{need} pods of the new revision ready; the step holds until they are back"
+    )
+    return wait.wake
 
 
 def promote(tick: Tick) -> None:
@@ -134,14 +132,7 @@ def promote(tick: Tick) -> None:
     previous = status.stable_revision
     status.stable_revision = revision
     status.stable_image = image
-    status.canary_revision = None
-    status.canary_image = None
-    status.current_step = None
-    status.step_started_at = None
-    status.waiting_for_pods_since = None
-    status.paused_at = None
-    status.pause_reason = None
-    status.traffic = TrafficStatus()
+    status.clear_rollout()
     status.aborted_revision = None
     status.phase = "Succeeded"
     drain = ""
@@ -151,9 +142,9 @@ def promote(tick: Tick) -> None:
     last = status.last_action
     skipped = (
         last is not None
-        and last.name == "promote-full"
+        and last.name == PROMOTE_FULL
         and last.result == "Applied"
-        and revision in last.message
+        and last.revision == revision
     )
     why = "remaining steps skipped by promote-full" if skipped else "all steps passed"
     tick.record_history(revision, "Promoted", why, image=image)
@@ -173,23 +164,19 @@ def progress(tick: Tick) -> list[datetime]:
             return []
         index = status.current_step
         if status.step_started_at is None:
-            need = new_revision_replicas(steps, index, replicas)
-            ready = tick.ready_replicas(status.canary_revision)
-            if ready < need:
-                since = status.waiting_for_pods_since or tick.now
-                status.waiting_for_pods_since = since
-                deadline = since + tick.progress_deadline
-                if tick.now >= deadline:
+            wait = wait_for_pods(tick, status.canary_revision, new_revision_replicas(steps, index, replicas))
+            if not wait.met:
+                if wait.overdue:
                     rollback(
                         tick,
                         "ProgressDeadlineExceeded",
-                        f"{ready}/{need} pods ready {format_duration(tick.now - since)} after "
+                        f"{wait.ready}/{wait.need} pods ready {wait.waited} after "
                         f"{describe_step(steps, index)} began "
                         f"(progressDeadline {tick.spec.progress_deadline})",
                     )
                     return []
-                tick.note(f"{describe_step(steps, index)}: waiting for pods ({ready}/{need} ready)")
-                return [deadline]
+                tick.note(f"{describe_step(steps, index)}: waiting for pods ({wait.ready}/{wait.need} ready)")
+                return wait.wake
             hold, wake = hold_at_gate(tick)
             if hold:
                 return wake

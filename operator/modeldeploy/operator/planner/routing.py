@@ -8,10 +8,8 @@ when anything else differs, so the sidecars can tell a new table from a re-appli
 
 from __future__ import annotations
 
-from modeldeploy.operator.api import ModelDeploymentSpec, ModelDeploymentStatus
-from modeldeploy.operator.planner.inputs import ModelDeploymentMeta, PlannerConfig
-from modeldeploy.operator.planner.labels import revision_name
-from modeldeploy.serving.routing import (
+from modeldeploy.contract.labels import revision_name
+from modeldeploy.contract.routing import (
     Backend,
     CanaryRoute,
     Comparison,
@@ -19,6 +17,8 @@ from modeldeploy.serving.routing import (
     RoutingTable,
     ShadowRoute,
 )
+from modeldeploy.operator.api import ModelDeploymentSpec, ModelDeploymentStatus
+from modeldeploy.operator.planner.inputs import ModelDeploymentMeta, PlannerConfig
 
 
 def revision_url(meta: ModelDeploymentMeta, revision: str, config: PlannerConfig) -> str:

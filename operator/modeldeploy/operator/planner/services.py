@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from modeldeploy.operator.planner.children import object_meta
-from modeldeploy.operator.planner.inputs import ModelDeploymentMeta, PlannerConfig
-from modeldeploy.operator.planner.labels import (
+from modeldeploy.contract.labels import (
     entry_service_name,
     model_labels,
     revision_labels,
@@ -12,8 +10,11 @@ from modeldeploy.operator.planner.labels import (
     revision_selector,
     sidecar_service_account_name,
 )
+from modeldeploy.contract.routing import ROUTING_KEY, RoutingTable, routing_configmap_name
+from modeldeploy.operator.planner.children import object_meta
+from modeldeploy.operator.planner.inputs import ModelDeploymentMeta, PlannerConfig
 from modeldeploy.operator.planner.plan import Manifest
-from modeldeploy.serving.routing import ROUTING_KEY, RoutingTable, routing_configmap_name
+from modeldeploy.operator.rbac import sidecar_rules
 
 
 def _ports(config: PlannerConfig, with_metrics: bool) -> list[dict[str, object]]:
@@ -99,14 +100,7 @@ def sidecar_rbac(meta: ModelDeploymentMeta, pod_service_account: str | None = No
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
             "metadata": object_meta(meta, name, labels),
-            "rules": [
-                {
-                    "apiGroups": [""],
-                    "resources": ["configmaps"],
-                    "resourceNames": [routing_configmap_name(meta.name)],
-                    "verbs": ["get", "list", "watch"],
-                }
-            ],
+            "rules": sidecar_rules(meta.name),
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",

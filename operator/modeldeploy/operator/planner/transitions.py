@@ -19,11 +19,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from modeldeploy.operator.analysis.results import AnalysisOutcome, Verdict
-from modeldeploy.operator.api import format_duration
 from modeldeploy.operator.planner.analysis_runs import record_outcome
 from modeldeploy.operator.planner.context import Tick
 from modeldeploy.operator.planner.drain import finish_drains
 from modeldeploy.operator.planner.plan import HandledAction
+from modeldeploy.operator.planner.pod_wait import wait_for_pods
 from modeldeploy.operator.planner.rollback import rollback, supersede
 from modeldeploy.operator.planner.rollout import progress, start_rollout
 from modeldeploy.operator.planner.user_actions import apply_action
@@ -77,25 +77,24 @@ def first_revision_pending(tick: Tick) -> bool:
 
 def wait_for_first_revision(tick: Tick) -> list[datetime]:
     status = tick.status
-    since = status.waiting_for_pods_since
-    assert since is not None and status.stable_revision is not None
-    ready = tick.ready_replicas(status.stable_revision)
-    need = tick.spec.replicas
-    if ready >= need:
+    assert status.waiting_for_pods_since is not None and status.stable_revision is not None
+    wait = wait_for_pods(tick, status.stable_revision, tick.spec.replicas)
+    if wait.met:
         status.waiting_for_pods_since = None
         status.phase = "Succeeded"
         tick.record_history(status.stable_revision, "Promoted", "first revision")
-        tick.normal("Available", f"revision {status.stable_revision} is serving ({ready}/{need} pods ready)")
+        tick.normal(
+            "Available", f"revision {status.stable_revision} is serving ({wait.ready}/{wait.need} pods ready)"
+        )
         return []
-    deadline = since + tick.progress_deadline
-    if tick.now < deadline:
-        return [deadline]
+    if not wait.overdue:
+        return wait.wake
     if status.phase != "Failed":
         status.phase = "Failed"
         tick.warning(
             "ProgressDeadlineExceeded",
-            f"revision {status.stable_revision}: {ready}/{need} pods ready "
-            f"{format_duration(tick.now - since)} after it was deployed "
+            f"revision {status.stable_revision}: {wait.ready}/{wait.need} pods ready "
+            f"{wait.waited} after it was deployed "
             f"(progressDeadline {tick.spec.progress_deadline})",
         )
     return []

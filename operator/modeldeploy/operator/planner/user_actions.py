@@ -160,9 +160,10 @@ def apply_action(tick: Tick) -> HandledAction | None:
         tick.warning("ActionRejected", str(exc))
         return HandledAction(value=value, action=name, accepted=False, message=str(exc))
     first_consequence = len(tick.events)
+    revision = tick.status.canary_revision
     result, message = _HANDLERS[request.action](tick)
     tick.status.last_action = LastAction(
-        name=request.action, id=request_id, at=tick.now, result=result, message=message
+        name=request.action, id=request_id, at=tick.now, result=result, message=message, revision=revision
     )
     tick.normal("ActionApplied" if result == "Applied" else "ActionIgnored", f"{request.action}: {message}")
     # The acknowledgement comes before what the action caused (e.g. the RolledBack event).

@@ -1,4 +1,4 @@
-"""The routing table wire format shared with the operator (modeldeploy.serving.routing)."""
+"""The routing table wire format shared with the operator (modeldeploy.contract.routing)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from modeldeploy.serving.routing import (
+from modeldeploy.contract.routing import (
     ROUTING_KEY,
     Backend,
     CanaryRoute,
     GuardSettings,
     RoutingTable,
     ShadowRoute,
+    check_json_schema,
     routing_configmap_name,
 )
 
@@ -80,9 +81,29 @@ def test_unknown_fields_from_a_newer_operator_are_ignored() -> None:
         ({"guard": {"window": 3, "minRequests": 5}}, "must not exceed window"),
         ({"stickyHeader": "bad header"}, "plain HTTP header name"),
         ({"comparison": {"mode": "fuzzy"}}, "'exact' or 'numeric'"),
+        (
+            {"dataPath": {"contract": {"schema": {"properties": {"features": {"type": "arrayy"}}}}}},
+            r"not a valid JSON Schema at /properties/features/type",
+        ),
+        (
+            {"dataPath": {"drift": {"features": [{"name": "a", "path": "/x", "buckets": [1]}] * 2}}},
+            "feature name 'a' appears twice",
+        ),
+        (
+            {"dataPath": {"drift": {"features": [{"name": "a", "path": "features/0", "buckets": [1]}]}}},
+            "starts with '/'",
+        ),
     ],
 )
 def test_bad_tables_are_rejected_with_the_reason(patch: dict[str, object], message: str) -> None:
     raw = json.loads(table().to_json()) | patch
     with pytest.raises(ValidationError, match=message):
         RoutingTable.from_json(json.dumps(raw))
+
+
+def test_a_contract_schema_is_checked_in_its_own_dialect() -> None:
+    # draft 4: exclusiveMaximum is a boolean (a number in 2020-12, the default dialect)
+    draft4 = {"$schema": "http://json-schema.org/draft-04/schema#", "maximum": 5, "exclusiveMaximum": True}
+    check_json_schema(draft4)
+    with pytest.raises(ValueError, match="not a valid JSON Schema at /exclusiveMaximum"):
+        check_json_schema({"maximum": 5, "exclusiveMaximum": True})

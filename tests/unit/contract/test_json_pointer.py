@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from modeldeploy.serving.json_pointer import PointerError, parse_pointer, select, to_pattern, to_pointer
+from modeldeploy.contract.json_pointer import PointerError, parse_pointer, select, to_pattern, to_pointer
 
 DOC: dict[str, Any] = {
     "features": [[5.1, 3.5], [6.2, 2.9], [7.0]],

@@ -4,6 +4,13 @@ The operator's planner writes it as JSON under key `routing.json` in ConfigMap `
 every sidecar of the model watches that ConfigMap and applies changes within about a second.
 Field names are camelCase on the wire (the ConfigMap) and snake_case in Python; both are accepted
 when constructing a table.
+
+This model is the one definition of a valid table: its JSON Schema is generated into
+`contract/routing-table.schema.json` (`make contract`) and the tables in `contract/vectors/` (valid,
+and invalid with the field at fault) are loaded by the Python and the Rust tests alike. Rules the
+JSON Schema cannot express (a canary that is the stable revision, minRequests > window, header
+names, JSON pointer syntax, a contract schema that is not JSON Schema, feature names used twice)
+live in the validators below and in the invalid vectors.
 """
 
 from __future__ import annotations
@@ -12,8 +19,12 @@ import math
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from jsonschema import Draft202012Validator, SchemaError, validators
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from modeldeploy.contract.json_pointer import PointerError, parse_pointer, to_pointer
 
 ROUTING_KEY = "routing.json"
 """ConfigMap data key holding the routing table as JSON."""
@@ -24,6 +35,22 @@ def routing_configmap_name(model: str) -> str:
     if not model:
         raise ValueError("model name must not be empty")
     return f"{model}-routing"
+
+
+def check_json_schema(schema: dict[str, Any]) -> None:
+    """Raise ValueError unless `schema` is a valid JSON Schema of its dialect (`$schema`, else 2020-12)."""
+    cls = validators.validator_for(schema, default=Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+    except SchemaError as exc:
+        message = exc.message if len(exc.message) <= 300 else exc.message[:299] + "…"
+        raise ValueError(f"not a valid JSON Schema at {to_pointer(exc.absolute_path)}: {message}") from None
+
+
+def _field_error(model: str, loc: tuple[str | int, ...], message: str, value: Any) -> ValidationError:
+    """The error of a rule across fields, located at the (wire-named) field it is about."""
+    error = InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=value)
+    return ValidationError.from_exception_data(model, [error])
 
 
 class _Model(BaseModel):
@@ -39,7 +66,10 @@ class Backend(_Model):
     """One revision and the URL its traffic is sent to (the revision's Service)."""
 
     revision: str = Field(min_length=1, description="Revision hash of the model deployment.")
-    url: str = Field(description="Base URL of the revision's Service, e.g. http://iris-1a2b.ml.svc:8080.")
+    url: str = Field(
+        description="Base URL of the revision's Service, e.g. http://iris-1a2b.ml.svc:8080.",
+        json_schema_extra={"pattern": "^https?://"},
+    )
 
     @field_validator("url")
     @classmethod
@@ -82,7 +112,8 @@ class GuardSettings(_Model):
     @model_validator(mode="after")
     def _min_within_window(self) -> GuardSettings:
         if self.min_requests > self.window:
-            raise ValueError(f"minRequests ({self.min_requests}) must not exceed window ({self.window})")
+            message = f"minRequests ({self.min_requests}) must not exceed window ({self.window})"
+            raise _field_error("GuardSettings", ("minRequests",), message, self.min_requests)
         return self
 
 
@@ -95,6 +126,12 @@ class ContractSettings(_Model):
     policy: Literal["reject", "observe"] = Field(
         default="observe", description="reject: answer 422 and never call the model; observe: count only."
     )
+
+    @field_validator("json_schema")
+    @classmethod
+    def _valid_json_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_json_schema(value)
+        return value
 
 
 class PredictionLogSettings(_Model):
@@ -111,7 +148,8 @@ class PredictionLogSettings(_Model):
     @model_validator(mode="after")
     def _file_needs_path(self) -> PredictionLogSettings:
         if self.sink == "file" and not self.path:
-            raise ValueError("predictionLog.path is required when sink is file")
+            message = "predictionLog.path is required when sink is file"
+            raise _field_error("PredictionLogSettings", ("path",), message, self.path)
         return self
 
 
@@ -125,10 +163,20 @@ class DriftFeature(_Model):
             "Where the number(s) sit in the JSON request body: a JSON pointer in which a `*` segment "
             "means every item of an array (or value of an object), e.g. /features/*/0."
         ),
+        json_schema_extra={"pattern": "^(/([^~/]|~[01])*)+$"},
     )
     buckets: tuple[float, ...] = Field(
         min_length=1, description="Histogram upper bounds, strictly increasing (+Inf is implied)."
     )
+
+    @field_validator("path")
+    @classmethod
+    def _pointer(cls, value: str) -> str:
+        try:
+            parse_pointer(value)
+        except PointerError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("buckets")
     @classmethod
@@ -144,6 +192,16 @@ class DriftSettings(_Model):
     """Per-feature input histograms (the operator computes canary-vs-stable PSI from them)."""
 
     features: tuple[DriftFeature, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> DriftSettings:
+        seen: set[str] = set()
+        for index, feature in enumerate(self.features):
+            if feature.name in seen:
+                message = f"feature name {feature.name!r} appears twice"
+                raise _field_error("DriftSettings", ("features", index, "name"), message, feature.name)
+            seen.add(feature.name)
+        return self
 
 
 class DataPathSettings(_Model):
@@ -186,7 +244,8 @@ class RoutingTable(_Model):
     @model_validator(mode="after")
     def _distinct_revisions(self) -> RoutingTable:
         if self.canary is not None and self.canary.revision == self.stable.revision:
-            raise ValueError(f"canary revision {self.canary.revision!r} is the stable revision")
+            message = f"canary revision {self.canary.revision!r} is the stable revision"
+            raise _field_error("RoutingTable", ("canary", "revision"), message, self.canary.revision)
         return self
 
     def to_json(self) -> str:
