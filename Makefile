@@ -12,7 +12,7 @@ APT_PACKAGES := prometheus nginx-light lua5.4 lua5.1 wrk openssl
 PYTEST       := $(PY) -m pytest
 
 .PHONY: help install install-system install-python cluster-build test test-unit test-serving test-api \
-        test-e2e lint contract contract-check crds crds-check chart chart-check bench demo cluster-up cluster-down cluster-gomod kind-up kind-down clean
+        test-e2e lint contract contract-check kube-schema crds crds-check chart chart-check bench demo cluster-up cluster-down cluster-gomod kind-up kind-down clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -67,6 +67,9 @@ contract: install-python ## regenerate contract/routing-table.schema.json from t
 
 contract-check: install-python ## fail if contract/routing-table.schema.json differs from what `make contract` would write
 	$(PY) -m modeldeploy.contract.schemagen --check contract/routing-table.schema.json
+
+kube-schema: install-python ## regenerate spec.template's schema from the pinned k8s.io/kubernetes module (Go module cache)
+	$(PY) -m modeldeploy.operator.api.kubeschema
 
 crds: install-python ## regenerate crds/ from the pydantic API types
 	$(PY) -m modeldeploy.operator.api.crdgen crds/modeldeployment.yaml

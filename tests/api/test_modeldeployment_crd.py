@@ -66,7 +66,14 @@ def test_crd_names_short_name_and_categories(crd: LocalCluster) -> None:
     spec = json.loads(out.stdout)["spec"]
     assert spec["names"]["shortNames"] == ["mdep"]
     assert spec["names"]["categories"] == ["all", "ml"]
-    assert spec["versions"][0]["subresources"] == {"status": {}}
+    assert spec["versions"][0]["subresources"] == {
+        "status": {},
+        "scale": {
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        },
+    }
     resources = crd.kubectl("api-resources", "--api-group=modeldeploy.io", "-o", "wide").stdout
     assert "mdep" in resources and "ModelDeployment" in resources and "all,ml" in resources
 

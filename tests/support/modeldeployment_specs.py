@@ -396,4 +396,127 @@ INVALID_SPECS: tuple[InvalidSpec, ...] = (
         'unknown field "spec.replica"',
         None,
     ),
+    # --- spec.template: Kubernetes' own schema (api/kubeschema.py) gives Kubernetes' own messages ---
+    InvalidSpec(
+        "template-misspelt-pod-field",
+        _set("template.spec.nodeSelectr", {"gpu": "a100"}),
+        'unknown field "spec.template.spec.nodeSelectr"',
+        None,
+    ),
+    InvalidSpec(
+        "template-left-out-field",
+        _set("template.spec.nodeName", "node-1"),
+        'unknown field "spec.template.spec.nodeName"',
+        None,
+    ),
+    InvalidSpec(
+        "template-metadata-name",
+        _set("template.metadata.name", "x"),
+        'unknown field "spec.template.metadata.name"',
+        None,
+    ),
+    InvalidSpec(
+        "template-dns-policy",
+        _set("template.spec.dnsPolicy", "Bogus"),
+        'spec.template.spec.dnsPolicy: Unsupported value: "Bogus": supported values: '
+        '"ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"',
+        None,
+    ),
+    InvalidSpec(
+        "template-toleration-operator",
+        _set("template.spec.tolerations", [{"key": "gpu", "operator": "Maybe"}]),
+        'spec.template.spec.tolerations[0].operator: Unsupported value: "Maybe": supported values: '
+        '"Equal", "Exists"',
+        None,
+    ),
+    InvalidSpec(
+        "template-grace-period-type",
+        _set("template.spec.terminationGracePeriodSeconds", "soon"),
+        "spec.template.spec.terminationGracePeriodSeconds in body must be of type integer",
+        None,
+    ),
+    InvalidSpec(
+        "template-node-selector-value-type",
+        _set("template.spec.nodeSelector", {"gpu": 1}),
+        "spec.template.spec.nodeSelector.gpu in body must be of type string",
+        None,
+    ),
+    InvalidSpec(
+        "template-volume-without-name",
+        _set("template.spec.volumes", [{"emptyDir": {}}]),
+        "spec.template.spec.volumes[0].name: Required value",
+        None,
+    ),
+    InvalidSpec(
+        "template-duplicate-container",
+        _set(
+            "template.spec.containers",
+            [{"name": "exporter", "image": "a"}, {"name": "exporter", "image": "b"}],
+        ),
+        'spec.template.spec.containers[1]: Duplicate value: map[string]interface {}{"name":"exporter"}',
+        None,
+    ),
+    InvalidSpec(
+        "template-spread-without-max-skew",
+        _set(
+            "template.spec.topologySpreadConstraints",
+            [{"topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"}],
+        ),
+        "spec.template.spec.topologySpreadConstraints[0].maxSkew: Required value",
+        None,
+    ),
+    InvalidSpec(
+        "template-node-affinity-without-terms",
+        _set(
+            "template.spec.affinity", {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {}}}
+        ),
+        "spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+        ".nodeSelectorTerms: Required value",
+        None,
+    ),
+    InvalidSpec(
+        "template-port-protocol",
+        _set(
+            "template.spec.containers",
+            [{"name": "model", "ports": [{"containerPort": 9000, "protocol": "HTTP"}]}],
+        ),
+        'spec.template.spec.containers[0].ports[0].protocol: Unsupported value: "HTTP": supported values: '
+        '"SCTP", "TCP", "UDP"',
+        None,
+    ),
+    InvalidSpec(
+        "template-run-as-user-type",
+        _set("template.spec.securityContext", {"runAsUser": "root"}),
+        "spec.template.spec.securityContext.runAsUser in body must be of type integer",
+        None,
+    ),
+    InvalidSpec(
+        "template-quantity",
+        _set(
+            "template.spec.containers",
+            [{"name": "exporter", "image": "e", "resources": {"limits": {"cpu": "lots"}}}],
+        ),
+        "spec.template.spec.containers[0].resources.limits.cpu in body should match",
+        None,
+    ),
+    # --- spec.template: the composition rules (CEL, with pydantic twins) ---
+    InvalidSpec(
+        "template-sidecar-container",
+        _set("template.spec.containers", [{"name": "sidecar", "image": "mine"}]),
+        "container name sidecar is reserved for the modeldeploy sidecar",
+        "container name sidecar is reserved for the modeldeploy sidecar",
+    ),
+    InvalidSpec(
+        "template-reserved-volume",
+        _set("template.spec.volumes", [{"name": "sidecar-tmp", "emptyDir": {}}]),
+        "volume names model-tmp and sidecar-tmp are reserved",
+        "volume names model-tmp and sidecar-tmp are reserved",
+    ),
+    InvalidSpec(
+        "template-model-image",
+        _set("template.spec.containers", [{"name": "model", "image": "other:1"}]),
+        "the model container's image, imagePullPolicy, command, args, env, resources, readinessProbe and "
+        "livenessProbe are set in spec.model",
+        "are set in spec.model",
+    ),
 )

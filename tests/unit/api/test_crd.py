@@ -50,10 +50,14 @@ def schema() -> dict[str, Any]:
     return result
 
 
+TEMPLATE = ".spec.template"
+"""Kubernetes' own schema (kubeschema.py): structural, but without our bounds; tested below."""
+
+
 def test_schema_is_structural_and_documented(schema: dict[str, Any]) -> None:
     for path, node in _walk(schema):
         assert not {"$ref", "oneOf", "allOf", "title", "nullable"} & set(node), path
-        if path == ".metadata":
+        if path == ".metadata" or path.startswith(f"{TEMPLATE}."):
             continue
         typed = node.get("type") or node.get("x-kubernetes-int-or-string")
         assert typed or node.get("x-kubernetes-preserve-unknown-fields"), f"{path} has no type"
@@ -103,7 +107,14 @@ def test_crd_metadata() -> None:
         ["all", "ml"],
     )
     version = crd["spec"]["versions"][0]
-    assert version["subresources"] == {"status": {}}
+    assert version["subresources"] == {
+        "status": {},
+        "scale": {
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        },
+    }
     columns = [column["name"] for column in version["additionalPrinterColumns"] if "priority" not in column]
     assert columns == ["Phase", "Stable", "Canary", "Weight", "Age"]
 

@@ -147,3 +147,75 @@ def test_fingerprint_is_canonical_camel_case_json() -> None:
         {"model": {"image": "x", "imagePullPolicy": "Always"}, "rollout": {"steps": [{"pause": {}}]}}
     )
     assert model_fingerprint(spec.model) == '{"image":"x","imagePullPolicy":"Always"}'
+
+
+# --- spec.template -------------------------------------------------------------------------------
+
+TEMPLATE_CHANGES = {
+    "nodeSelector": _set("template.spec.nodeSelector", {"gpu": "a100"}),
+    "tolerations": _set("template.spec.tolerations", [{"key": "gpu", "operator": "Exists"}]),
+    "affinity": _set(
+        "template.spec.affinity",
+        {
+            "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []},
+            "nodeAffinity": {"x": 1},
+        },
+    ),
+    "serviceAccountName": _set("template.spec.serviceAccountName", "reader"),
+    "imagePullSecrets": _set("template.spec.imagePullSecrets", [{"name": "registry"}]),
+    "volumes": _set("template.spec.volumes", [{"name": "cache", "emptyDir": {}}]),
+    "initContainers": _set("template.spec.initContainers", [{"name": "fetch", "image": "busybox"}]),
+    "extra container": _set("template.spec.containers", [{"name": "exporter", "image": "exporter:1"}]),
+    "model volumeMounts": _set(
+        "template.spec.containers", [{"name": "model", "volumeMounts": [{"name": "c", "mountPath": "/c"}]}]
+    ),
+    "pod securityContext": _set("template.spec.securityContext", {"fsGroup": 2000}),
+    "runtimeClassName": _set("template.spec.runtimeClassName", "nvidia"),
+    "terminationGracePeriodSeconds": _set("template.spec.terminationGracePeriodSeconds", 90),
+    "label": _set("template.metadata.labels", {"team": "vision"}),
+    "annotation": _set("template.metadata.annotations", {"sidecar.istio.io/inject": "false"}),
+}
+
+
+@pytest.mark.parametrize("change", TEMPLATE_CHANGES.values(), ids=TEMPLATE_CHANGES.keys())
+def test_template_changes_make_a_new_revision(change: Change) -> None:
+    assert changed(change) != rev(spec_dict())
+
+
+def test_every_template_change_gives_a_different_revision() -> None:
+    values = [changed(change) for change in TEMPLATE_CHANGES.values()]
+    assert len(set(values)) == len(values)
+
+
+@pytest.mark.parametrize(
+    "empty",
+    [
+        {},
+        {"metadata": {}, "spec": {}},
+        {"metadata": {"labels": {}, "annotations": {}}, "spec": {"volumes": [], "nodeSelector": {}}},
+    ],
+    ids=["empty", "empty parts", "empty maps and lists"],
+)
+def test_a_template_that_says_nothing_keeps_the_revision(empty: dict[str, Any]) -> None:
+    """Adding an empty template (or the API server storing one) must not start a rollout."""
+    assert changed(_set("template", empty)) == PINNED
+
+
+def test_template_map_order_does_not_matter_but_list_order_does() -> None:
+    one = _set("template.spec.nodeSelector", {"a": "1", "b": "2"})
+    other = _set("template.spec.nodeSelector", {"b": "2", "a": "1"})
+    assert changed(one) == changed(other)
+    volumes = [{"name": "a", "emptyDir": {}}, {"name": "b", "emptyDir": {}}]
+    assert changed(_set("template.spec.volumes", volumes)) != changed(
+        _set("template.spec.volumes", list(reversed(volumes)))
+    )
+
+
+def test_scaling_keeps_the_revision_with_a_template() -> None:
+    """The scale subresource (kubectl scale, an HPA) changes replicas only: no rollout."""
+    with_template = _set("template.spec.nodeSelector", {"gpu": "a100"})
+    scaled = spec_dict()
+    with_template(scaled)
+    before = rev(scaled)
+    scaled["replicas"] = 9
+    assert rev(scaled) == before

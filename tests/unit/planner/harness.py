@@ -84,7 +84,7 @@ def verdict(
     )
 
 
-OBSERVATIONS = ("conditions", "message")
+OBSERVATIONS = ("conditions", "message", "replicas")
 """Status fields that describe what was observed (pods ready) rather than what was decided."""
 
 

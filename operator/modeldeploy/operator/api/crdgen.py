@@ -78,6 +78,14 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
 ]
 
 
+SCALE = {
+    "specReplicasPath": ".spec.replicas",
+    "statusReplicasPath": ".status.replicas",
+    "labelSelectorPath": ".status.selector",
+}
+"""The scale subresource: `kubectl scale mdep` and HorizontalPodAutoscalers set spec.replicas."""
+
+
 def spec_schema() -> Schema:
     return to_structural(ModelDeploymentSpec.model_json_schema(by_alias=True, mode="validation"))
 
@@ -129,7 +137,7 @@ def crd() -> dict[str, Any]:
                     "name": VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    "subresources": {"status": {}, "scale": SCALE},
                     "additionalPrinterColumns": PRINTER_COLUMNS,
                     "schema": {"openAPIV3Schema": openapi_schema()},
                 }

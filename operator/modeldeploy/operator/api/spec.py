@@ -10,6 +10,7 @@ from modeldeploy.operator.api.cel import ApiModel, CelRule, Matches
 from modeldeploy.operator.api.fields import HEADER_PATTERN, Duration, PositiveDuration, bounded
 from modeldeploy.operator.api.guardrails import GuardrailsSpec
 from modeldeploy.operator.api.model import ModelSpec
+from modeldeploy.operator.api.pod_template import PodTemplateSpec
 from modeldeploy.operator.api.rollout import RolloutSpec
 
 _HEADER = Matches(HEADER_PATTERN, "must be an HTTP header name such as x-modeldeploy-key (no spaces)")
@@ -64,7 +65,24 @@ class ModelDeploymentSpec(ApiModel):
     """Desired state: the model server to run and how a new revision of it is rolled out."""
 
     model: ModelSpec = Field(description="The model server container; changing it starts a rollout.")
-    replicas: int = Field(default=1, ge=1, le=1000, description="Pods of the stable revision.")
+    template: PodTemplateSpec | None = Field(
+        default=None,
+        description=(
+            "Pod template (Kubernetes' PodTemplateSpec) completed by spec.model and the operator: "
+            "scheduling, volumes, ServiceAccount, pull secrets, security contexts, init and extra "
+            "containers; the container named model adds to spec.model. Changing it starts a rollout. "
+            "See docs/api.md."
+        ),
+    )
+    replicas: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description=(
+            "Pods of the stable revision (the scale subresource: kubectl scale or a HorizontalPodAutoscaler "
+            "may set it); canary and shadow pods are sized from it."
+        ),
+    )
     rollout: RolloutSpec = Field(description="Steps and analysis of a new revision.")
     prometheus: PrometheusSpec | None = Field(
         default=None, description="Prometheus to query; the operator's default when unset."

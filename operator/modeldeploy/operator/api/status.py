@@ -195,6 +195,21 @@ class ModelDeploymentStatus(ApiModel):
         default_factory=list,
         description="Revisions whose traffic was cut, waiting out the drain period before scale-down.",
     )
+    replicas: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Pods asked of all the model's revisions (stable, canary or shadow, draining): the scale "
+            "subresource's status.replicas."
+        ),
+    )
+    selector: Annotated[str, bounded(512)] | None = Field(
+        default=None,
+        description=(
+            "Label selector of all the model's pods (the scale subresource's selector, which a "
+            "HorizontalPodAutoscaler averages metrics over)."
+        ),
+    )
     traffic: TrafficStatus = Field(default_factory=TrafficStatus, description="Traffic split in effect.")
     analysis: AnalysisStatus = Field(default_factory=AnalysisStatus, description="Analysis of the canary.")
     rollback_reason: Message | None = Field(default=None, description="Why the latest rollback happened.")

@@ -54,6 +54,7 @@ _KEEP = (
 )
 _RULES = "x-kubernetes-validations"
 _UNION = "x-modeldeploy-union"  # internal marker, never emitted
+_VERBATIM = "x-modeldeploy-verbatim"  # a schema made structural elsewhere (api/kubeschema.py), kept as is
 _DROP = ("title", "propertyNames", "discriminator")
 
 
@@ -92,6 +93,13 @@ class _Converter:
     def node(self, raw: Schema, path: str) -> Schema:
         node = self.resolve(raw, path)
         node = self._unwrap_optional(node, path)
+        if node.pop(_VERBATIM, False):
+            if not self.defaults:
+                raise SchemaError(f"{path}: a Kubernetes schema (with its defaults) cannot go under status")
+            node.pop("title", None)
+            if node.get("default", 0) is None:
+                node.pop("default")
+            return {"description": node.pop("description"), **node}
         if "oneOf" in node or ("anyOf" in node and not node.get("x-kubernetes-int-or-string")):
             node = self._merge_tagged_union(node, path)
         union = bool(node.pop(_UNION, False))

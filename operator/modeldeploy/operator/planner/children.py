@@ -1,6 +1,7 @@
 """The Deployment of a revision: the model server container plus the modeldeploy sidecar.
 
-Pod layout: ``model`` runs ``spec.model`` (BentoML by default) on its port, reachable only
+Pod layout (``spec.template`` adds to it, see pod_template.py): ``model`` runs ``spec.model``
+(BentoML by default) on its port, reachable only
 through ``sidecar``, which listens on 8080 (traffic, /readyz, /healthz) and 9090 (/metrics,
 scraped through the ``prometheus.io/*`` pod annotations). Both containers run as non-root with
 a read-only root filesystem, no privilege escalation and no capabilities, under the RuntimeDefault
@@ -25,6 +26,7 @@ from modeldeploy.contract.routing import routing_configmap_name
 from modeldeploy.operator.api import API_VERSION, KIND, ModelDeploymentSpec, Probe, parse_duration
 from modeldeploy.operator.planner.inputs import ModelDeploymentMeta, PlannerConfig
 from modeldeploy.operator.planner.outputs import Manifest
+from modeldeploy.operator.planner.pod_template import pod_template
 
 MODEL_READY_PATH = "/readyz"
 MODEL_LIVE_PATH = "/livez"
@@ -162,15 +164,26 @@ def deployment(
     """The Deployment ``<name>-<revision>`` running ``spec.model`` with ``replicas`` pods."""
     labels = revision_labels(meta.name, revision)
     deadline = max(1, int(parse_duration(spec.progress_deadline).total_seconds()))
-    pod_spec: dict[str, Any] = {
-        "containers": [model_container(spec), sidecar_container(meta, spec, revision, config)],
+    defaults: dict[str, Any] = {
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
-        "volumes": [{"name": "model-tmp", "emptyDir": {}}, {"name": "sidecar-tmp", "emptyDir": {}}],
     }
     if config.sidecar_rbac:
-        pod_spec["serviceAccountName"] = sidecar_service_account_name(meta.name)
+        defaults["serviceAccountName"] = sidecar_service_account_name(meta.name)
+    template = pod_template(
+        spec.template,
+        labels=labels,
+        annotations={
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(config.metrics_port),
+            "prometheus.io/path": "/metrics",
+        },
+        defaults=defaults,
+        model=model_container(spec),
+        sidecar=sidecar_container(meta, spec, revision, config),
+        volumes=[{"name": "model-tmp", "emptyDir": {}}, {"name": "sidecar-tmp", "emptyDir": {}}],
+    )
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -184,16 +197,6 @@ def deployment(
             "revisionHistoryLimit": 2,
             "progressDeadlineSeconds": deadline,
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-            "template": {
-                "metadata": {
-                    "labels": labels,
-                    "annotations": {
-                        "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(config.metrics_port),
-                        "prometheus.io/path": "/metrics",
-                    },
-                },
-                "spec": pod_spec,
-            },
+            "template": template,
         },
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from modeldeploy.contract.labels import model_selector
 from modeldeploy.operator.analysis.results import AnalysisOutcome
 from modeldeploy.operator.api import ModelDeploymentSpec, ModelDeploymentStatus
 from modeldeploy.operator.planner.analysis_runs import analysis_due_at
@@ -59,6 +60,9 @@ def plan(
     wake, handled = run(tick, analysis)
     wake += record_periodic(tick)
     finish_status(tick)
+    # The scale subresource: pods of every revision (observed) and the selector of all of them.
+    tick.status.replicas = sum(revision.replicas for revision in observed.revisions)
+    tick.status.selector = model_selector(meta.name)
     rendered = render(tick, data_path(tick))
     # Validate what we wrote (bounded lists, enums) so a bug fails here, not at the API server.
     new_status = ModelDeploymentStatus.model_validate(tick.status.model_dump(by_alias=True))

@@ -18,6 +18,7 @@ from modeldeploy.operator.planner.children import deployment
 from modeldeploy.operator.planner.context import Tick
 from modeldeploy.operator.planner.drain import draining_revisions, routing_names
 from modeldeploy.operator.planner.outputs import ChildRef, Manifest, ScaleChange
+from modeldeploy.operator.planner.pod_template import pod_service_account
 from modeldeploy.operator.planner.routing import routing_table
 from modeldeploy.operator.planner.services import (
     disruption_budget,
@@ -78,7 +79,7 @@ def render(tick: Tick, data_path: DataPathSettings | None = None) -> Rendered:
     table = routing_table(meta, spec, status, config, tick.observed.routing, data_path)
     manifests: list[Manifest] = [routing_configmap(meta, table)]
     if config.sidecar_rbac:
-        manifests += sidecar_rbac(meta)
+        manifests += sidecar_rbac(meta, pod_service_account(spec.template))
     manifests.append(entry_service(meta, status.stable_revision, config))
     scale: list[ScaleChange] = []
     kept = kept_revisions(tick)

@@ -80,10 +80,16 @@ def routing_configmap(meta: ModelDeploymentMeta, table: RoutingTable) -> Manifes
     }
 
 
-def sidecar_rbac(meta: ModelDeploymentMeta) -> list[Manifest]:
-    """ServiceAccount, Role and RoleBinding letting the pods read and watch their routing ConfigMap."""
+def sidecar_rbac(meta: ModelDeploymentMeta, pod_service_account: str | None = None) -> list[Manifest]:
+    """ServiceAccount, Role and RoleBinding letting the pods read and watch their routing ConfigMap.
+
+    The binding also names the ServiceAccount of ``spec.template`` when it sets one (the pods then
+    run under it, and their sidecars still need their routing table)."""
     name = sidecar_service_account_name(meta.name)
     labels = model_labels(meta.name)
+    subjects = [{"kind": "ServiceAccount", "name": name, "namespace": meta.namespace}]
+    if pod_service_account is not None and pod_service_account != name:
+        subjects.append({"kind": "ServiceAccount", "name": pod_service_account, "namespace": meta.namespace})
     return [
         {
             "apiVersion": "v1",
@@ -101,6 +107,6 @@ def sidecar_rbac(meta: ModelDeploymentMeta) -> list[Manifest]:
             "kind": "RoleBinding",
             "metadata": object_meta(meta, name, labels),
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": meta.namespace}],
+            "subjects": subjects,
         },
     ]
