@@ -63,6 +63,13 @@ class AnalysisStatus(ApiModel):
     """Outcome of the analysis of the current new revision."""
 
     last_run: datetime | None = Field(default=None, description="When the latest analysis run finished.")
+    canary_started_at: datetime | None = Field(
+        default=None,
+        description=(
+            "When the new revision first received canary traffic; with analysis.method sequential every "
+            "run counts the requests since then (kept across operator restarts)."
+        ),
+    )
     consecutive_failures: int = Field(
         default=0, ge=0, description="Failed runs in a row (rollback at failureLimit)."
     )
