@@ -57,6 +57,13 @@ class MetricResult(ApiModel):
         default=None, description="The PromQL that was run, with placeholders resolved."
     )
     message: Message = Field(default="", description="The verdict in words, e.g. p99 0.41s > 0.25s.")
+    conclusive: bool | None = Field(
+        default=None,
+        description=(
+            "True when a sequential test (analysis.method sequential) proved the failure: the rollback "
+            "needs no failureLimit repeats; the message carries the evidence."
+        ),
+    )
 
 
 class AnalysisStatus(ApiModel):
