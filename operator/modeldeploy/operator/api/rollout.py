@@ -200,6 +200,18 @@ class CustomMetric(ApiModel):
     )
     min: float | None = Field(default=None, description="The result fails when below this.")
     max: float | None = Field(default=None, description="The result fails when above this.")
+    min_requests: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000_000,
+        description=(
+            "Requests the canary must serve in the window for this metric's verdict; fewer is inconclusive "
+            "(e.g. 2000 for a p99.9). Unset: no gate (for metrics not about requests, e.g. memory)."
+        ),
+    )
+    unit: Annotated[str, StringConstraints(min_length=1, max_length=16, pattern=r"^\S+$")] | None = Field(
+        default=None, description="Unit printed after the value and thresholds in messages, e.g. s, bytes, %."
+    )
 
     @model_validator(mode="after")
     def _thresholds(self) -> CustomMetric:
