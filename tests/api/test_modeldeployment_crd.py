@@ -112,6 +112,7 @@ def test_defaults_are_filled_in_by_the_server(crd: LocalCluster) -> None:
     assert spec["traffic"] == {"shadowComparison": {"mode": "numeric", "tolerance": 1e-6}}
     analysis = spec["rollout"]["analysis"]
     assert analysis == {
+        "method": "fixed",
         "interval": "30s",
         "failureLimit": 2,
         "inconclusiveLimit": 10,

@@ -87,6 +87,16 @@ def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     return change
 
 
+def _all(*changes: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    """Several changes applied in order."""
+
+    def change(spec: dict[str, Any]) -> None:
+        for one in changes:
+            one(spec)
+
+    return change
+
+
 def _drop(path: str) -> Callable[[dict[str, Any]], None]:
     def change(spec: dict[str, Any]) -> None:
         *parents, last = path.split(".")
@@ -247,6 +257,30 @@ INVALID_SPECS: tuple[InvalidSpec, ...] = (
         _set("rollout.analysis.confidence", 1),
         "confidence must be at least 0.5 and below 1, e.g. 0.95",
         "confidence must be at least 0.5 and below 1, e.g. 0.95",
+    ),
+    InvalidSpec(
+        "analysis-method-unknown",
+        _set("rollout.analysis.method", "bayesian"),
+        'supported values: "fixed", "sequential"',
+        "Input should be 'fixed' or 'sequential'",
+    ),
+    InvalidSpec(
+        "tolerance-without-sequential",
+        _set("rollout.analysis.tolerance", 0.005),
+        "tolerance needs method: sequential; set method: sequential or remove tolerance",
+        "tolerance needs method: sequential; set method: sequential or remove tolerance",
+    ),
+    InvalidSpec(
+        "tolerance-without-comparison",
+        _all(_set("rollout.analysis.method", "sequential"), _set("rollout.analysis.tolerance", 0.005)),
+        "tolerance needs slo.maxErrorRateDeltaToStable or slo.maxSlowShareDeltaToStable",
+        "tolerance needs slo.maxErrorRateDeltaToStable or slo.maxSlowShareDeltaToStable",
+    ),
+    InvalidSpec(
+        "slow-share-without-sequential",
+        _set("rollout.analysis.slo.maxSlowShareDeltaToStable", 0.05),
+        "slo.maxSlowShareDeltaToStable needs method: sequential",
+        "slo.maxSlowShareDeltaToStable needs method: sequential",
     ),
     InvalidSpec(
         "prometheus-url-without-scheme",

@@ -30,7 +30,7 @@ from modeldeploy.operator.analysis import metrics as analysis_metrics
 from modeldeploy.operator.analysis.drift import gate_from_spec
 from modeldeploy.operator.analysis.prometheus import PrometheusClients
 from modeldeploy.operator.analysis.results import AnalysisOutcome, MetricVerdict, Verdict
-from modeldeploy.operator.analysis.run import analyze
+from modeldeploy.operator.analysis.run import SequentialSettings, analyze
 from modeldeploy.operator.api import ModelDeploymentSpec, ModelDeploymentStatus, parse_duration
 from modeldeploy.operator.golden.check import run_check, unavailable
 from modeldeploy.operator.kube import CONFIGMAP, DEPLOYMENT, MODELDEPLOYMENT, Kube, KubeError
@@ -71,6 +71,18 @@ def planner_config(settings: OperatorSettings) -> PlannerConfig:
     return config
 
 
+def sequential_settings(request: AnalysisRequest, spec: ModelDeploymentSpec) -> SequentialSettings | None:
+    """The sequential tests of a canary run under analysis.method sequential (None: fixed rules)."""
+    if request.sequential_since is None:
+        return None
+    analysis = spec.rollout.analysis
+    return SequentialSettings(
+        since=request.sequential_since,
+        tolerance=analysis.tolerance,
+        latency_delta=analysis.slo.max_slow_share_delta_to_stable,
+    )
+
+
 async def run_analysis(
     request: AnalysisRequest,
     spec: ModelDeploymentSpec,
@@ -93,6 +105,7 @@ async def run_analysis(
         min_window=timedelta(seconds=settings.analysis_min_window_seconds),
         now=now,
         drift=gate_from_spec(spec.guardrails.drift),
+        sequential=sequential_settings(request, spec),
     )
     analysis_metrics.record_outcome(meta.namespace, meta.name, outcome)
     return outcome

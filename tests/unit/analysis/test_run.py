@@ -302,3 +302,25 @@ async def test_shadow_steps_keep_the_fixed_rules_when_sequential(
     assert "latencyDistribution" not in results
     assert results["errorRate"].query == q.error_ratio_query(CANARY, W)
     assert outcome.conclusive_failures == ()
+
+
+async def test_a_custom_metric_with_min_requests_waits_for_traffic_and_prints_its_unit(
+    prom: tuple[QueryApi, PrometheusClient],
+) -> None:
+    api, client = prom
+    api.answers[f'sum(p999{{rev="{C}"}})'] = number(1.2)
+    gated = {
+        "name": "p999",
+        "query": 'sum(p999{rev="{{revision}}"})',
+        "max": 1.0,
+        "unit": "s",
+        "minRequests": 500,
+    }
+    spec = SPEC.model_copy(update={"metrics": [AnalysisSpec.model_validate({"metrics": [gated]}).metrics[0]]})
+    outcome = await analyze(spec, "iris", "ml", C, S, "canary", client)
+    few = outcome.results[-1]
+    assert (few.metric, few.verdict) == ("p999", Verdict.INCONCLUSIVE)
+    assert few.message == "p999: the canary served only 300 requests in 30s (minRequests 500)"
+    api.answers[q.requests_by_revision_query(CANARY, STABLE, W)] = per_revision({C: 600, S: 3000})
+    enough = (await analyze(spec, "iris", "ml", C, S, "canary", client)).results[-1]
+    assert (enough.verdict, enough.value, enough.message) == (Verdict.FAIL, 1.2, "p999 1.2 s > max 1 s")

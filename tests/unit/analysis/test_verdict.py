@@ -201,3 +201,16 @@ def test_an_empty_bucket_query_names_the_misspelled_bound() -> None:
     assert v.bucket_selector_hint('x{le="0.25"} + y{le = "10"}') == (
         'le="10" matches no bucket: bounds are written le="10.0"'
     )
+
+
+def test_custom_metric_units_and_minimum_traffic() -> None:
+    assert (
+        v.judge_custom("mem", 3e9, None, 2e9, Q, unit="bytes").message == "mem 3e+09 bytes > max 2e+09 bytes"
+    )
+    assert v.judge_custom("hit", 12.5, 20, None, Q, unit="%").message == "hit 12.5% < min 20%"
+    assert v.judge_custom("hit", 30, 20, 90, Q, unit="%").message == "hit 30% >= 20% and <= 90%"
+    few = v.judge_custom("p999", 2.0, None, 1.0, Q, served=499, min_requests=500, window="30s")
+    assert few.verdict is Verdict.INCONCLUSIVE
+    assert few.message == "p999: the canary served only 499 requests in 30s (minRequests 500)"
+    enough = v.judge_custom("p999", 2.0, None, 1.0, Q, served=500, min_requests=500, window="30s")
+    assert enough.verdict is Verdict.FAIL

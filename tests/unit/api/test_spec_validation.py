@@ -51,6 +51,11 @@ def test_defaults_match_the_documented_ones() -> None:
     assert (analysis.interval, analysis.failure_limit, analysis.inconclusive_limit) == ("30s", 2, 10)
     assert (analysis.on_inconclusive, analysis.min_requests, analysis.confidence) == ("Pause", 50, 0.95)
     assert analysis.slo.error_rate == 0.01
+    assert (analysis.method, analysis.tolerance, analysis.slo.max_slow_share_delta_to_stable) == (
+        "fixed",
+        None,
+        None,
+    )
     assert analysis.slo.latency_p99 is None
     assert spec.traffic.shadow_comparison.mode == "numeric"
 
@@ -177,3 +182,18 @@ def test_custom_metric_queries_with_unknown_placeholders(query: str, named: str)
     with pytest.raises(ValidationError, match="query may only use the placeholders") as err:
         CustomMetric(name="m", query=query, max=1)
     assert f"not {named}" in str(err.value)
+
+
+def test_a_sequential_analysis_with_tolerance_and_latency_allowance_parses() -> None:
+    analysis = RolloutSpec.model_validate(
+        {
+            "steps": [{"canary": {"weight": 10, "duration": "1m"}}],
+            "analysis": {
+                "method": "sequential",
+                "tolerance": 0.005,
+                "slo": {"maxSlowShareDeltaToStable": 0.02},
+            },
+        }
+    ).analysis
+    assert (analysis.method, analysis.tolerance) == ("sequential", 0.005)
+    assert analysis.slo.max_slow_share_delta_to_stable == 0.02

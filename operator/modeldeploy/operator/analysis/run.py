@@ -343,7 +343,7 @@ def _checks(
         checks.extend(_drift_check(feature, drift.max_psi, plan, judge) for feature in drift.features)
     variables = _template_variables(plan)
     for metric in spec.metrics:
-        checks.append(_custom_check(metric, variables))
+        checks.append(_custom_check(metric, variables, plan))
     return checks
 
 
@@ -374,7 +374,7 @@ def _drift_check(feature: str, max_psi: float, plan: Plan, judge: v.Judge) -> Ch
     )
 
 
-def _custom_check(metric: CustomMetric, variables: dict[str, str]) -> Check:
+def _custom_check(metric: CustomMetric, variables: dict[str, str], plan: Plan) -> Check:
     name, low, high = metric.name, metric.min, metric.max
     threshold = high if high is not None else low
     try:
@@ -388,12 +388,25 @@ def _custom_check(metric: CustomMetric, variables: dict[str, str]) -> Check:
             (),
             lambda f, shown: v.inconclusive(name, threshold, shown, message),
         )
+    gate = metric.min_requests
+    requests = plan.all_requests()
+    revision = plan.canary.revision
     return Check(
         name,
         threshold,
         resolved,
-        (resolved,),
-        lambda f, shown: v.judge_custom(name, _number(f, shown), low, high, shown),
+        (resolved, requests) if gate is not None else (resolved,),
+        lambda f, shown: v.judge_custom(
+            name,
+            _number(f, shown),
+            low,
+            high,
+            shown,
+            unit=metric.unit,
+            served=_revision_count(f, requests, revision) if gate is not None else None,
+            min_requests=gate,
+            window=plan.window,
+        ),
     )
 
 

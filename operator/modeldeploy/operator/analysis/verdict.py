@@ -386,11 +386,36 @@ def bucket_selector_hint(query: str) -> str:
     return "; ".join(hints)
 
 
+def with_unit(number: float, unit: str | None, spec: str = ".4g") -> str:
+    """A number and its unit in words: "0.41 s", "12%", "3e+09 bytes"."""
+    text = format(number, spec)
+    if not unit:
+        return text
+    return f"{text}{unit}" if unit == "%" else f"{text} {unit}"
+
+
 def judge_custom(
-    name: str, value: float | None, minimum: float | None, maximum: float | None, query: str
+    name: str,
+    value: float | None,
+    minimum: float | None,
+    maximum: float | None,
+    query: str,
+    *,
+    unit: str | None = None,
+    served: float | None = None,
+    min_requests: int | None = None,
+    window: str = "",
 ) -> MetricVerdict:
-    """A custom metric's single number against its `min` and/or `max`."""
+    """A custom metric's single number against its `min` and/or `max`.
+
+    With `min_requests`, fewer than that many canary requests `served` in the window is inconclusive
+    (one slow request out of a few hundred must not fail a p99.9). `unit` is printed after the numbers.
+    """
     threshold = maximum if maximum is not None else minimum
+    if min_requests is not None and (served is None or served < min_requests):
+        count = 0 if served is None or math.isnan(served) else round(served)
+        why = f"{name}: the canary served only {count} requests in {window} (minRequests {min_requests})"
+        return inconclusive(name, threshold, query, why)
     if value is None:
         hint = bucket_selector_hint(query)
         why = f"{name}: empty result (no series)" + (f"; {hint}" if hint else "")
@@ -398,11 +423,14 @@ def judge_custom(
     if math.isnan(value):
         return inconclusive(name, threshold, query, f"{name}: result is NaN (e.g. 0/0 without traffic)")
     shown = value if math.isfinite(value) else None  # JSON (and so .status) has no infinity
+    seen = with_unit(value, unit)
     if maximum is not None and value > maximum:
-        return _verdict(name, Verdict.FAIL, shown, maximum, query, f"{name} {value:.4g} > max {maximum:g}")
+        message = f"{name} {seen} > max {with_unit(maximum, unit, 'g')}"
+        return _verdict(name, Verdict.FAIL, shown, maximum, query, message)
     if minimum is not None and value < minimum:
-        return _verdict(name, Verdict.FAIL, shown, minimum, query, f"{name} {value:.4g} < min {minimum:g}")
-    bounds = [f">= {minimum:g}"] if minimum is not None else []
-    bounds += [f"<= {maximum:g}"] if maximum is not None else []
+        message = f"{name} {seen} < min {with_unit(minimum, unit, 'g')}"
+        return _verdict(name, Verdict.FAIL, shown, minimum, query, message)
+    bounds = [f">= {with_unit(minimum, unit, 'g')}"] if minimum is not None else []
+    bounds += [f"<= {with_unit(maximum, unit, 'g')}"] if maximum is not None else []
     within = " and ".join(bounds)
-    return _verdict(name, Verdict.PASS, shown, threshold, query, f"{name} {value:.4g} {within}")
+    return _verdict(name, Verdict.PASS, shown, threshold, query, f"{name} {seen} {within}")

@@ -159,6 +159,16 @@ class Slo(ApiModel):
             "statistical test at analysis.confidence."
         ),
     )
+    max_slow_share_delta_to_stable: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description=(
+            "Only with analysis.method sequential: maximum amount (0-1) by which the share of canary "
+            "requests slower than any latency histogram bound may exceed stable's share (the latency "
+            "distribution test; 0 means not slower at all)."
+        ),
+    )
 
 
 class CustomMetric(ApiModel):
@@ -190,6 +200,18 @@ class CustomMetric(ApiModel):
     )
     min: float | None = Field(default=None, description="The result fails when below this.")
     max: float | None = Field(default=None, description="The result fails when above this.")
+    min_requests: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000_000,
+        description=(
+            "Requests the canary must serve in the window for this metric's verdict; fewer is inconclusive "
+            "(e.g. 2000 for a p99.9). Unset: no gate (for metrics not about requests, e.g. memory)."
+        ),
+    )
+    unit: Annotated[str, StringConstraints(min_length=1, max_length=16, pattern=r"^\S+$")] | None = Field(
+        default=None, description="Unit printed after the value and thresholds in messages, e.g. s, bytes, %."
+    )
 
     @model_validator(mode="after")
     def _thresholds(self) -> CustomMetric:
@@ -218,9 +240,56 @@ def _check_confidence(value: float) -> float:
 Confidence = Annotated[float, AfterValidator(_check_confidence), CelRule(_CONFIDENCE_RULE, _CONFIDENCE)]
 
 
+_SLOW_SHARE_NEEDS_SEQUENTIAL = (
+    "slo.maxSlowShareDeltaToStable needs method: sequential (the latency distribution test is sequential "
+    "only); set method: sequential or remove it"
+)
+_TOLERANCE_NEEDS_SEQUENTIAL = "tolerance needs method: sequential; set method: sequential or remove tolerance"
+_TOLERANCE_NEEDS_COMPARISON = (
+    "tolerance needs slo.maxErrorRateDeltaToStable or slo.maxSlowShareDeltaToStable: it is shown on the "
+    "comparison with stable"
+)
+_SEQUENTIAL = "has(self.method) && self.method == 'sequential'"
+
+
 class AnalysisSpec(ApiModel):
     """How the new revision is judged: Prometheus is queried every interval; each metric passes, fails or is
     inconclusive."""
+
+    __cel_rules__ = (
+        CelRule(
+            f"!has(self.slo) || !has(self.slo.maxSlowShareDeltaToStable) || ({_SEQUENTIAL})",
+            _SLOW_SHARE_NEEDS_SEQUENTIAL,
+            ".slo.maxSlowShareDeltaToStable",
+        ),
+        CelRule(f"!has(self.tolerance) || ({_SEQUENTIAL})", _TOLERANCE_NEEDS_SEQUENTIAL, ".tolerance"),
+        CelRule(
+            "!has(self.tolerance) || (has(self.slo) && (has(self.slo.maxErrorRateDeltaToStable) || "
+            "has(self.slo.maxSlowShareDeltaToStable)))",
+            _TOLERANCE_NEEDS_COMPARISON,
+            ".tolerance",
+        ),
+    )
+
+    method: Literal["fixed", "sequential"] = Field(
+        default="fixed",
+        description=(
+            "fixed: each run tests its own window and failureLimit failed runs in a row roll back. "
+            "sequential: the error checks (and slo.maxSlowShareDeltaToStable) count every request since "
+            "canary traffic began with anytime-valid tests and roll back at once when a regression is "
+            "proved at analysis.confidence; the other checks keep failureLimit."
+        ),
+    )
+    tolerance: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description=(
+            "Only with method sequential: a step ends only once the canary is shown, at analysis.confidence, "
+            "to be within this amount (0-1) of stable (error rate, and slow share at every latency bound); "
+            "unset: a step ends after its duration with a passing run."
+        ),
+    )
 
     interval: PositiveDuration = Field(
         default="30s", description="Time between analysis runs (and query window)."
@@ -271,6 +340,22 @@ class AnalysisSpec(ApiModel):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"metric names must be unique: {', '.join(duplicates)}")
+        return self
+
+    @model_validator(mode="after")
+    def _sequential_fields(self) -> AnalysisSpec:
+        slo = self.slo
+        if self.method != "sequential":
+            if slo.max_slow_share_delta_to_stable is not None:
+                raise ValueError(_SLOW_SHARE_NEEDS_SEQUENTIAL)
+            if self.tolerance is not None:
+                raise ValueError(_TOLERANCE_NEEDS_SEQUENTIAL)
+        if (
+            self.tolerance is not None
+            and slo.max_error_rate_delta_to_stable is None
+            and slo.max_slow_share_delta_to_stable is None
+        ):
+            raise ValueError(_TOLERANCE_NEEDS_COMPARISON)
         return self
 
 

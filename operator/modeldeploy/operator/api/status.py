@@ -58,12 +58,26 @@ class MetricResult(ApiModel):
         default=None, description="The PromQL that was run, with placeholders resolved."
     )
     message: Message = Field(default="", description="The verdict in words, e.g. p99 0.41s > 0.25s.")
+    conclusive: bool | None = Field(
+        default=None,
+        description=(
+            "True when a sequential test (analysis.method sequential) proved the failure: the rollback "
+            "needs no failureLimit repeats; the message carries the evidence."
+        ),
+    )
 
 
 class AnalysisStatus(ApiModel):
     """Outcome of the analysis of the current new revision."""
 
     last_run: datetime | None = Field(default=None, description="When the latest analysis run finished.")
+    canary_started_at: datetime | None = Field(
+        default=None,
+        description=(
+            "When the new revision first received canary traffic; with analysis.method sequential every "
+            "run counts the requests since then (kept across operator restarts)."
+        ),
+    )
     consecutive_failures: int = Field(
         default=0, ge=0, description="Failed runs in a row (rollback at failureLimit)."
     )

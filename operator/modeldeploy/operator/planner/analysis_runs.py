@@ -10,6 +10,11 @@ counted once even if the handler calls the planner more often.
 Counting: a pass resets both streaks; a fail adds to ``consecutiveFailures`` and ends the
 inconclusive streak; an inconclusive run adds to ``consecutiveInconclusive`` and leaves the
 failure streak as it is (it is no evidence either way).
+
+With ``analysis.method: sequential`` a canary run judges the error checks (and the latency
+distribution) on the counts since ``status.analysis.canaryStartedAt`` (``sequential_since``); a
+failure such a test proves is ``conclusive`` in status and rolls back at once
+(``conclusive_failure``), without waiting for ``failureLimit``.
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ class AnalysisRequest:
     shadow_percent: float
     window: timedelta
     step: int | None
+    sequential_since: timedelta | None = None
+    """With analysis.method sequential during canary traffic: how long ago canary traffic began (the
+    sequential tests count every request since then); None: the fixed rules only."""
 
 
 def analysis_due_at(spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> datetime | None:
@@ -64,14 +72,19 @@ def analysis_request(
     if due is None or now < due or status.canary_revision is None or status.stable_revision is None:
         return None
     traffic = status.traffic
+    phase_kind: Literal["shadow", "canary"] = "canary" if traffic.canary_weight > 0 else "shadow"
+    # A status written before canaryStartedAt existed counts from the running step's start.
+    began = status.analysis.canary_started_at or status.step_started_at
+    sequential = spec.rollout.analysis.method == "sequential" and phase_kind == "canary" and began is not None
     return AnalysisRequest(
         revision=status.canary_revision,
         stable_revision=status.stable_revision,
-        phase_kind="canary" if traffic.canary_weight > 0 else "shadow",
+        phase_kind=phase_kind,
         canary_weight=traffic.canary_weight,
         shadow_percent=traffic.shadow_percent,
         window=parse_duration(spec.rollout.analysis.interval),
         step=status.current_step,
+        sequential_since=now - began if sequential and began is not None else None,
     )
 
 
@@ -83,6 +96,7 @@ def _metric_result(verdict: MetricVerdict) -> MetricResult:
         threshold=verdict.threshold,
         query=verdict.query[:8192] or None,
         message=verdict.message,
+        conclusive=True if verdict.conclusive else None,
     )
 
 
@@ -117,10 +131,12 @@ def count_outcome(tick: Tick, outcome: AnalysisOutcome | None) -> Verdict | None
         analysis.consecutive_failures += 1
         analysis.consecutive_inconclusive = 0
         limit = tick.spec.rollout.analysis.failure_limit
+        count = (
+            "conclusively" if outcome.conclusive_failures else f"({analysis.consecutive_failures}/{limit})"
+        )
         tick.warning(
             "AnalysisFailed",
-            f"analysis of revision {outcome.revision} failed ({analysis.consecutive_failures}/{limit}): "
-            f"{describe_failure(outcome)}",
+            f"analysis of revision {outcome.revision} failed {count}: {describe_failure(outcome)}",
         )
     else:
         analysis.consecutive_inconclusive += 1
@@ -133,3 +149,17 @@ def latest_run_passed(status: ModelDeploymentStatus, since: datetime) -> bool:
     if analysis.last_run is None or analysis.last_run <= since:
         return False
     return all(result.verdict == "Pass" for result in analysis.results)
+
+
+def conclusive_failure(status: ModelDeploymentStatus) -> str | None:
+    """The failures of the latest run a sequential test proved, in words (None: there are none).
+
+    Such a failure rolls back at once: the chance that a sequential test ever proves a regression of
+    a healthy revision over the whole rollout is at most 1 - confidence, so no repeat is needed.
+    """
+    proved = [
+        r.message or f"{r.metric} failed"
+        for r in status.analysis.results
+        if r.verdict == "Fail" and r.conclusive
+    ]
+    return "; ".join(proved) or None

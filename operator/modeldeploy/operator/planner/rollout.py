@@ -188,6 +188,8 @@ def progress(tick: Tick) -> list[datetime]:
                 canary_weight=traffic.canary_weight, shadow_percent=traffic.shadow_percent
             )
             status.step_started_at = tick.now
+            if traffic.canary_weight > 0 and status.analysis.canary_started_at is None:
+                status.analysis.canary_started_at = tick.now
             status.waiting_for_pods_since = None
             tick.normal("StepStarted", f"revision {status.canary_revision}: {describe_step(steps, index)}")
             continue

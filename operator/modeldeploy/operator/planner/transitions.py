@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from modeldeploy.operator.analysis.results import AnalysisOutcome, Verdict
-from modeldeploy.operator.planner.analysis_runs import count_outcome
+from modeldeploy.operator.planner.analysis_runs import conclusive_failure, count_outcome
 from modeldeploy.operator.planner.context import Tick
 from modeldeploy.operator.planner.drain import finish_drains
 from modeldeploy.operator.planner.outputs import HandledAction
@@ -105,6 +105,10 @@ def check_analysis_limits(tick: Tick, verdict: Verdict | None) -> None:
     analysis = status.analysis
     settings = tick.spec.rollout.analysis
     if status.canary_revision is None:
+        return
+    proved = conclusive_failure(status)
+    if proved is not None:
+        rollback(tick, "AnalysisFailed", f"{proved} (a sequential test proved it: no failureLimit wait)")
         return
     failing = "; ".join(r.message or f"{r.metric} failed" for r in analysis.results if r.verdict == "Fail")
     if analysis.consecutive_failures >= settings.failure_limit:
