@@ -28,7 +28,7 @@ from modeldeploy.operator.analysis.drift import gate_from_spec
 from modeldeploy.operator.analysis.prometheus import PrometheusClients
 from modeldeploy.operator.analysis.results import AnalysisOutcome, MetricVerdict, Verdict
 from modeldeploy.operator.analysis.run import analyze
-from modeldeploy.operator.api import ModelDeploymentSpec, ModelDeploymentStatus, parse_duration
+from modeldeploy.operator.api import PHASES, ModelDeploymentSpec, ModelDeploymentStatus, parse_duration
 from modeldeploy.operator.golden.check import run_check, unavailable
 from modeldeploy.operator.kube import CONFIGMAP, DEPLOYMENT, MODELDEPLOYMENT, Kube, KubeError
 from modeldeploy.operator.kube.applied import AppliedChildren, ChildKey, Observed
@@ -223,6 +223,8 @@ def _rollback_cause(status: ModelDeploymentStatus) -> str:
 def _count(result: Plan, meta: ModelDeploymentMeta) -> None:
     labels = (meta.namespace, meta.name)
     metrics.ROLLOUTS_IN_PROGRESS.labels(*labels).set(1 if result.status.phase in ACTIVE_PHASES else 0)
+    for phase in PHASES:
+        metrics.ROLLOUT_PHASE.labels(*labels, phase).set(1 if result.status.phase == phase else 0)
     for event in result.events:
         if event.reason == "Promoted":
             metrics.PROMOTIONS.labels(*labels).inc()
