@@ -206,6 +206,7 @@ def test_monitoring_objects_select_what_exists() -> None:
         <= only(docs, "Deployment")["spec"]["template"]["metadata"]["labels"].items()
     )
     assert monitor["spec"]["endpoints"][0]["port"] in {p["name"] for p in service["spec"]["ports"]}
+    assert monitor["spec"]["endpoints"][0]["honorLabels"] is True  # the operator's namespace/model labels
     assert service["spec"]["ports"][0]["targetPort"] in {p["name"] for p in operator_container(docs)["ports"]}
 
     pod_monitor = only(docs, "PodMonitor")
