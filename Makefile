@@ -8,18 +8,18 @@ PY           := $(VENV)/bin/python
 CACHE        := $(or $(MODELDEPLOY_CACHE),.cache)
 CLUSTER_BIN  := $(CACHE)/cluster/bin
 KUBE_RELEASE := $(shell cat tests/cluster/controlplane/KUBE_VERSION 2>/dev/null | sed 's/^v//')
-APT_PACKAGES := prometheus nginx-light lua5.4 lua5.1 wrk openssl
+APT_PACKAGES := prometheus nginx-light wrk openssl
 PYTEST       := $(PY) -m pytest
 
-.PHONY: help install install-system install-python cluster-build test test-unit test-serving test-api \
+.PHONY: help install install-system install-python cluster-build argocd-lua-build test test-unit test-serving test-api \
         test-e2e lint contract contract-check kube-schema crds crds-check chart chart-check bench demo cluster-up cluster-down cluster-gomod kind-up kind-down clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
-install: install-system install-python cluster-build ## install everything a fresh machine needs
+install: install-system install-python cluster-build argocd-lua-build ## install everything a fresh machine needs
 
-install-system: ## Debian packages (Prometheus, nginx for the benchmark baseline, Lua)
+install-system: ## Debian packages (Prometheus, nginx for the benchmark baseline)
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "apt-get install:$$missing"; \
@@ -35,6 +35,9 @@ install-python: $(PY) ## the modeldeploy package (editable) with test tools and 
 
 cluster-build: ## build (or reuse) the local control plane: kube-apiserver, controller-manager, scheduler, kubectl, etcd, KWOK
 	bash tests/cluster/build.sh
+
+argocd-lua-build: ## build (or reuse) argocd-lua: Argo CD's own Lua engine, for the health check and actions tests
+	bash tests/argocd/golua/build.sh
 
 cluster-gomod: ## regenerate tests/cluster/controlplane/go.mod for KUBE_RELEASE (e.g. make cluster-gomod KUBE_RELEASE=1.34.4)
 	$(PYTHON) tests/cluster/gen_gomod.py $(KUBE_RELEASE)

@@ -3,6 +3,7 @@ monitoring objects (alert rules checked by promtool) and refused values. No clus
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,6 +21,7 @@ from modeldeploy.operator.planner.inputs import ModelDeploymentMeta, PlannerConf
 from modeldeploy.operator.rbac import OPERATOR_RULES
 from modeldeploy.operator.settings import ENV_PREFIX, OperatorSettings, settings_from_env
 from tests.chart.helm import CHART, CI_VALUES, container_env, helm, kinds, only, render
+from tests.support import grafana
 from tests.support.modeldeployment_specs import valid_manifest
 
 VALUES = {path.name.removesuffix("-values.yaml"): path for path in CI_VALUES}
@@ -204,6 +206,7 @@ def test_monitoring_objects_select_what_exists() -> None:
         <= only(docs, "Deployment")["spec"]["template"]["metadata"]["labels"].items()
     )
     assert monitor["spec"]["endpoints"][0]["port"] in {p["name"] for p in service["spec"]["ports"]}
+    assert monitor["spec"]["endpoints"][0]["honorLabels"] is True  # the operator's namespace/model labels
     assert service["spec"]["ports"][0]["targetPort"] in {p["name"] for p in operator_container(docs)["ports"]}
 
     pod_monitor = only(docs, "PodMonitor")
@@ -258,6 +261,28 @@ def test_alert_metric_names_exist_in_the_operator() -> None:
     assert {"modeldeploy_operator_rollbacks_total", "modeldeploy_analysis_verdicts_total"} <= names
 
 
+def test_grafana_dashboard_config_map_carries_the_generated_dashboard() -> None:
+    """kube-prometheus-stack's Grafana sidecar loads every ConfigMap labelled grafana_dashboard."""
+    assert not kinds(render(), "ConfigMap")  # off by default
+    config_map = only(render(VALUES["monitoring"]), "ConfigMap", "r1-modeldeploy-dashboard")
+    assert config_map["metadata"]["namespace"] == "mdsys"
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert config_map["metadata"]["annotations"] == {"grafana_folder": "ML"}
+    assert list(config_map["data"]) == ["modeldeploy.json"]
+    assert json.loads(config_map["data"]["modeldeploy.json"]) == grafana.load()
+
+    sets = (
+        "grafana.dashboards.enabled=true",
+        "grafana.dashboards.namespace=monitoring",
+        "grafana.dashboards.label=dashboards",
+        "grafana.dashboards.labelValue=modeldeploy",
+    )
+    moved = only(render(sets=sets), "ConfigMap")
+    assert moved["metadata"]["namespace"] == "monitoring"
+    assert moved["metadata"]["labels"]["dashboards"] == "modeldeploy"
+    assert "grafana_dashboard" not in moved["metadata"]["labels"]
+
+
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
@@ -272,6 +297,8 @@ def test_alert_metric_names_exist_in_the_operator() -> None:
         (("serviceAccount.create=false",), "serviceAccount.name is required"),
         (("sidecar.image.pullPolicy=Sometimes",), "/sidecar/image/pullPolicy"),
         (("unknownKey=1",), "unknownKey"),
+        (("grafana.dashboards.enabled=true", "grafana.dashboards.label="), "/grafana/dashboards/label"),
+        (("grafana.dashboards.label=bad label",), "/grafana/dashboards/label"),
     ],
 )
 def test_bad_values_are_refused_with_the_reason(sets: tuple[str, ...], message: str) -> None:

@@ -303,12 +303,14 @@ def start_prometheus(
     scrape_interval: str = "1s",
     timeout: float = 30.0,
     port: int | None = None,
+    extra_jobs: Mapping[str, Path] | None = None,
 ) -> PrometheusProc:
     """The Debian prometheus binary with its own config, storage and port (never the system service).
 
     It scrapes the static `targets`, or the targets listed in the `file_sd` JSON file (re-read every
     second, so a harness can add and remove pods while it runs). `port` restarts one on the port
-    (and with the data) of a stopped one.
+    (and with the data) of a stopped one. `extra_jobs` adds scrape jobs (job name -> file_sd file),
+    e.g. the operator's /metrics apart from the sidecars.
     """
     if not Path(PROMETHEUS).is_file() and shutil.which("prometheus") is None:
         raise ProcessError("prometheus is not installed (Debian package `prometheus`; `make install-system`)")
@@ -325,7 +327,16 @@ def start_prometheus(
         json.dumps(
             {
                 "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
-                "scrape_configs": [{"job_name": "sidecars", **discovery}],
+                "scrape_configs": [
+                    {"job_name": "sidecars", **discovery},
+                    *(
+                        {
+                            "job_name": job,
+                            "file_sd_configs": [{"files": [str(path)], "refresh_interval": "1s"}],
+                        }
+                        for job, path in (extra_jobs or {}).items()
+                    ),
+                ],
             }
         )
     )

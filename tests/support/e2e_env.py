@@ -11,7 +11,8 @@
   `sidecar` (the real modeldeploy sidecar, watching the routing ConfigMap) on loopback.
 - `ServiceProxy` routes `http://<service>.<namespace>.svc:8080` to ready pods of that Service,
   for the load generator and for the sidecars' canary/shadow traffic.
-- Prometheus (Debian package) scrapes every sidecar through a file_sd target list.
+- Prometheus (Debian package) scrapes every sidecar through a file_sd target list, and the
+  operator's /metrics (job `modeldeploy-operator`).
 - The operator runs as a process with real analysis against that Prometheus.
 """
 
@@ -43,6 +44,8 @@ from tests.support.service_proxy import Endpoints, ServiceProxy
 
 GROUP, VERSION, PLURAL = "modeldeploy.io", "v1alpha1", "modeldeployments"
 IRIS_BODY = {"features": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
+OPERATOR_JOB = "modeldeploy-operator"
+"""Prometheus job scraping the operator's /metrics."""
 
 
 @dataclass
@@ -154,6 +157,7 @@ class E2EEnv:
         self.runner: PodRunner | None = None
         self.operator: OperatorProcess | None = None
         self.loads: list[LoadGenerator] = []
+        self.operator_targets = workdir / "operator-targets.json"
 
     @property
     def proxy_url(self) -> str:
@@ -167,8 +171,12 @@ class E2EEnv:
         asyncio.run_coroutine_threadsafe(self.service_proxy.start(), self._loop).result(10)
         file_sd = self.workdir / "targets.json"
         file_sd.write_text("[]")
+        self.operator_targets.write_text("[]")
         self.prometheus = start_prometheus(
-            self.workdir / "prometheus", file_sd=file_sd, scrape_interval=self.scrape_interval
+            self.workdir / "prometheus",
+            file_sd=file_sd,
+            scrape_interval=self.scrape_interval,
+            extra_jobs={OPERATOR_JOB: self.operator_targets},
         )
         launchers = {
             "model": model_launcher(self.workdir / "bentoml-home"),
@@ -188,6 +196,11 @@ class E2EEnv:
             ("--analysis-min-window", str(self.min_window_seconds), *self.operator_args),
             env={"MODELDEPLOY_HTTP_PROXY": self.proxy_url},  # golden requests reach Services through it
         ).start()
+        # Prometheus scrapes the operator's /metrics too (job OPERATOR_JOB), as a ServiceMonitor would.
+        targets = [{"targets": [f"127.0.0.1:{self.operator.metrics_port}"]}]
+        tmp = self.operator_targets.with_suffix(".tmp")
+        tmp.write_text(json.dumps(targets))
+        tmp.replace(self.operator_targets)
         return self.operator
 
     def start_load(self, name: str, rate: float = 20.0, request: RequestFn = iris_request) -> LoadGenerator:

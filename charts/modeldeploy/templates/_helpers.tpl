@@ -67,6 +67,11 @@ app.kubernetes.io/component: operator
 {{- printf "%s-metrics" (include "modeldeploy.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/* Name of the ConfigMap holding the Grafana dashboard. */}}
+{{- define "modeldeploy.grafanaDashboardName" -}}
+{{- printf "%s-dashboard" (include "modeldeploy.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
 {{/* Fails on value combinations that cannot work, with the reason. */}}
 {{- define "modeldeploy.validate" -}}
 {{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) }}

@@ -9,6 +9,8 @@
   :mod:`modeldeploy.operator.api.crdgen` (the same text as the repository's ``crds/``).
 - ``argocd/argocd-cm-patch.yaml``: the Argo CD health check and resource actions (the Lua files
   under ``argocd/``) as a merge patch for the ``argocd-cm`` ConfigMap.
+- ``dashboards/modeldeploy.json``: the Grafana dashboard from :mod:`modeldeploy.operator.grafana_dashboard`
+  (shipped as a ConfigMap for Grafana's dashboard sidecar when ``grafana.dashboards.enabled``).
 - ``README.md``: the chart's values table, from the ``# --`` comments in ``values.yaml``.
 
 ``--check`` fails, naming the stale files, instead of writing.
@@ -26,6 +28,7 @@ from typing import Final
 
 import yaml
 
+from modeldeploy.operator import grafana_dashboard
 from modeldeploy.operator.api import crdgen
 from modeldeploy.operator.rbac import OPERATOR_RULES, Rule
 
@@ -63,6 +66,7 @@ ARGOCD_PATCH: Final = ARGOCD / "argocd-cm-patch.yaml"
 ARGOCD_KEY: Final = "modeldeploy.io_ModelDeployment"
 ARGOCD_ACTIONS: Final = ("promote", "promote-full", "abort", "retry", "pause", "resume")
 CHART_README: Final = Path("README.md")
+GRAFANA_DASHBOARD: Final = Path("dashboards") / "modeldeploy.json"
 _KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z0-9_.-]+):(?P<rest>.*)$")
 HEADER: Final = (
     "{{/*\n"
@@ -241,7 +245,8 @@ def render_chart_readme(chart: Path) -> str:
             " ".join(str(meta["description"]).split()),
             "",
             "Install, upgrade and the two RBAC modes: [docs/helm.md](../../docs/helm.md). Argo CD health",
-            "check and actions: [docs/argocd.md](../../docs/argocd.md).",
+            "check and actions: [docs/argocd.md](../../docs/argocd.md). Grafana dashboard:",
+            "[docs/grafana.md](../../docs/grafana.md).",
             "",
             "```bash",
             "helm install modeldeploy charts/modeldeploy -n modeldeploy-system --create-namespace",
@@ -263,6 +268,7 @@ def generated_files(chart: Path) -> dict[Path, str]:
         RULES_TEMPLATE: render_rules(),
         CHART_CRD: crdgen.render(),
         ARGOCD_PATCH: render_argocd_patch(chart),
+        GRAFANA_DASHBOARD: grafana_dashboard.render(),
         CHART_README: render_chart_readme(chart),
     }
 

@@ -19,6 +19,11 @@ ROLLOUTS_IN_PROGRESS = Gauge(
     "ModelDeployments whose rollout is in progress or paused.",
     ["namespace", "model"],
 )
+ROLLOUT_PHASE = Gauge(
+    "modeldeploy_operator_rollout_phase",
+    "1 for the phase a ModelDeployment is in (status.phase), 0 for every other phase.",
+    ["namespace", "model", "phase"],
+)
 PROMOTIONS = Counter(
     "modeldeploy_operator_promotions_total", "Revisions promoted to stable.", ["namespace", "model"]
 )

@@ -31,7 +31,7 @@ from modeldeploy.operator.analysis.drift import gate_from_spec
 from modeldeploy.operator.analysis.prometheus import PrometheusClients
 from modeldeploy.operator.analysis.results import AnalysisOutcome, MetricVerdict, Verdict
 from modeldeploy.operator.analysis.run import SequentialSettings, analyze
-from modeldeploy.operator.api import ModelDeploymentSpec, ModelDeploymentStatus, parse_duration
+from modeldeploy.operator.api import PHASES, ModelDeploymentSpec, ModelDeploymentStatus, parse_duration
 from modeldeploy.operator.golden.check import run_check, unavailable
 from modeldeploy.operator.kube import CONFIGMAP, DEPLOYMENT, MODELDEPLOYMENT, Kube, KubeError
 from modeldeploy.operator.kube.applied import AppliedChildren, ChildKey, Observed
@@ -238,6 +238,8 @@ def _rollback_cause(status: ModelDeploymentStatus) -> str:
 def _count(result: Plan, meta: ModelDeploymentMeta) -> None:
     labels = (meta.namespace, meta.name)
     metrics.ROLLOUTS_IN_PROGRESS.labels(*labels).set(1 if result.status.phase in ACTIVE_PHASES else 0)
+    for phase in PHASES:
+        metrics.ROLLOUT_PHASE.labels(*labels, phase).set(1 if result.status.phase == phase else 0)
     for event in result.events:
         if event.reason == "Promoted":
             metrics.PROMOTIONS.labels(*labels).inc()
@@ -247,11 +249,14 @@ def _count(result: Plan, meta: ModelDeploymentMeta) -> None:
 
 def forget(namespace: str, name: str) -> None:
     """Drop what this process keeps about a deleted ModelDeployment: digests of its applied
-    children, its analysis series and its rollout gauge (counters stay: they only ever grow)."""
+    children, its analysis series and its rollout gauges (counters stay: they only ever grow)."""
     _applied.forget((namespace, name))
     analysis_metrics.forget_model(namespace, name)
     with contextlib.suppress(KeyError):
         metrics.ROLLOUTS_IN_PROGRESS.remove(namespace, name)
+    for phase in PHASES:
+        with contextlib.suppress(KeyError):
+            metrics.ROLLOUT_PHASE.remove(namespace, name, phase)
 
 
 async def reconcile(

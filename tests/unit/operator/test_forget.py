@@ -23,6 +23,9 @@ def series() -> dict[str, float | None]:
             "modeldeploy_analysis_verdicts_total", {**LABELS, "metric": "errorRate", "verdict": "pass"}
         ),
         "in progress": REGISTRY.get_sample_value("modeldeploy_operator_rollouts_in_progress", LABELS),
+        "phase": REGISTRY.get_sample_value(
+            "modeldeploy_operator_rollout_phase", {**LABELS, "phase": "Progressing"}
+        ),
     }
 
 
@@ -32,8 +35,9 @@ def test_the_delete_handler_drops_the_models_analysis_series_and_rollout_gauge()
     )
     record_outcome("forget-ns", "iris", AnalysisOutcome("abc", (result,)))
     metrics.ROLLOUTS_IN_PROGRESS.labels("forget-ns", "iris").set(1)
-    assert series() == {"value": 0.0, "verdicts": 1.0, "in progress": 1.0}
+    metrics.ROLLOUT_PHASE.labels("forget-ns", "iris", "Progressing").set(1)
+    assert series() == {"value": 0.0, "verdicts": 1.0, "in progress": 1.0, "phase": 1.0}
 
     deleted(name="iris", namespace="forget-ns")
-    assert series() == {"value": None, "verdicts": None, "in progress": None}
+    assert series() == {"value": None, "verdicts": None, "in progress": None, "phase": None}
     deleted(name="iris", namespace="forget-ns")  # twice (a retried handler) is fine

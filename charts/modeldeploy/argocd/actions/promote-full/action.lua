@@ -1,6 +1,8 @@
 -- Argo CD resource action "promote-full" for modeldeploy.io/ModelDeployment: requests it from the operator
 -- through the annotation modeldeploy.io/action = "promote-full@<id>". The id (UTC time and the object's
 -- resourceVersion) makes every request unique, so the operator carries it out once.
+-- Argo CD opens no global `os` for argocd-cm scripts; its safe os (date, time) comes from require.
+local os = require("os")
 if obj.metadata.annotations == nil then
   obj.metadata.annotations = {}
 end
