@@ -280,7 +280,13 @@ class Dashboard:
             return json_error(exc.status, exc.reason)
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self.guard], client_max_size=MAX_BODY_BYTES)
+        @web.middleware
+        async def guard(
+            request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+        ) -> web.StreamResponse:
+            return await self.guard(request, handler)
+
+        app = web.Application(middlewares=[guard], client_max_size=MAX_BODY_BYTES)
         app.router.add_get("/", self.page)
         app.router.add_get("/static/{name}", self.static)
         app.router.add_get("/api/modeldeployments", self.list_items)
