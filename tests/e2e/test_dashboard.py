@@ -125,8 +125,8 @@ def test_dashboard_follows_a_rollout_and_a_rollback(env: E2EEnv, tmp_path: Path)
         failed = [r["metric"] for r in status["analysis"]["results"] if r["verdict"] == "Fail"]
         assert failed, status["analysis"]
         for metric in failed:
-            expect(card.locator(f"[data-metric={metric}] circle.breach").first).to_be_visible()
-            expect(card.locator(f"[data-metric={metric}] .latest")).to_contain_text("Fail")
+            expect(card.locator(f'[data-metric="{metric}"] circle.breach').first).to_be_visible()
+            expect(card.locator(f'[data-metric="{metric}"] .latest')).to_contain_text("Fail")
         expect(card.locator("[data-chart=errors] line.breach")).to_be_visible(timeout=15 * SECONDS)
         expect(card.locator("[data-chart=errors] text.breach")).to_have_text("rolled back")
         expect(card.locator(f'[data-chart=errors] path[data-revision="{bad}"]')).to_have_count(1)

@@ -50,7 +50,7 @@ class ModelDeploymentWatch:
         self._stop.set()
         if self._watch is not None:
             self._watch.stop()
-        self._thread.join(5)
+        self._thread.join(1)  # a daemon thread: a watch blocked on a quiet stream is left behind
 
     def _list_call(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
         custom = self.mds.custom

@@ -216,12 +216,23 @@ function renderCard(item) {
     item.analysis.results.length ? analysisTable(item) : null,
     el("h3", {}, "Over the rollout"),
     el("div", { class: "legend" }, legend),
-    el("div", { class: "charts", "data-testid": "charts" }, analysisCharts(item), prometheusCharts(item)),
+    chartsBox(item),
     item.history.length ? historyTable(item) : null,
   );
   const old = document.getElementById(card.id);
   if (old) old.replaceWith(card);
   else document.getElementById("deployments").append(card);
+}
+
+function chartsBox(item) {
+  return el("div", { class: "charts", "data-testid": "charts" }, analysisCharts(item), prometheusCharts(item));
+}
+
+// New Prometheus data redraws the charts only (not the whole card, so buttons stay put).
+function renderCharts(item) {
+  const old = document.getElementById(cardId(item.key))?.querySelector(".charts");
+  if (old) old.replaceWith(chartsBox(item));
+  else renderCard(item);
 }
 
 function analysisTable(item) {
@@ -292,7 +303,7 @@ async function loadCharts(key) {
   } catch (err) {
     state.charts.set(key, { error: `charts: ${err}` });
   }
-  if (state.items.has(key)) renderCard(state.items.get(key));
+  if (state.items.has(key)) renderCharts(state.items.get(key));
 }
 
 function chartsDue(key) {
