@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,18 +39,14 @@ def namespace(cluster: LocalCluster, k8s: ApiClient) -> Iterator[str]:
     core.delete_namespace(ns)
 
 
-def read_events(dashboard: DashboardProcess, count: int, timeout: float = 30) -> Iterator[dict[str, Any]]:
-    """The first `count` messages of /api/events (keepalive comments skipped)."""
+def read_events(dashboard: DashboardProcess, timeout: float = 30) -> Generator[dict[str, Any], None, None]:
+    """The messages of /api/events as they come (keepalive comments skipped)."""
     with urllib.request.urlopen(f"{dashboard.url}api/events", timeout=timeout) as stream:
         assert stream.headers["Content-Type"].startswith("text/event-stream")
-        seen = 0
         for raw in stream:
             line = raw.decode().rstrip("\n")
             if line.startswith("data: "):
                 yield json.loads(line[len("data: ") :])
-                seen += 1
-                if seen == count:
-                    return
 
 
 def test_read_only_dashboard_watches_and_refuses_actions(
@@ -59,9 +55,9 @@ def test_read_only_dashboard_watches_and_refuses_actions(
     key = f"{namespace}/iris"
     custom = client.CustomObjectsApi(k8s)
     with running_dashboard(cluster, tmp_path) as dash:
-        status, state = dash.request("GET", "/api/modeldeployments")
-        assert status == 200 and state["actions"] is False and state["scope"] == "all namespaces"
-        item = next(i for i in state["items"] if i["key"] == key)
+        item = dash.item(key)
+        state = dash.request("GET", "/api/modeldeployments")[1]
+        assert state["actions"] is False and state["scope"] == "all namespaces" and state["problem"] is None
         assert item["phase"] == "Pending" and item["prometheusUrl"] == UNREACHABLE_PROMETHEUS
         assert [s["label"] for s in item["steps"]] == [
             "shadow 100% for 8s",
@@ -70,15 +66,15 @@ def test_read_only_dashboard_watches_and_refuses_actions(
         ]
 
         # The event stream starts with everything, then follows the watch.
-        events = read_events(dash, 2)
+        events = read_events(dash)
         first = next(events)
         assert first["type"] == "reset" and key in [i["key"] for i in first["items"]]
         custom.patch_namespaced_custom_object(
             GROUP, VERSION, namespace, PLURAL, "iris", {"spec": {"replicas": 2}}
         )
-        update = next(events)
-        assert update["type"] == "upsert" and update["item"]["key"] == key
-        assert update["item"]["replicas"] == 2
+        update = next(e for e in events if e["type"] == "upsert" and e["item"]["key"] == key)
+        assert update["item"]["replicas"] == 2 and update["item"]["generation"] == item["generation"] + 1
+        events.close()
 
         status, body = dash.request(
             "POST", f"/api/modeldeployments/{namespace}/iris/actions", b'{"action": "abort"}', JSON
@@ -124,6 +120,7 @@ def test_actions_write_the_annotation_and_bad_requests_get_json_errors(
     path = f"/api/modeldeployments/{namespace}/iris/actions"
     with running_dashboard(cluster, tmp_path, "--enable-actions", "--wait", "1") as dash:
         assert dash.request("GET", "/api/modeldeployments")[1]["actions"] is True
+        dash.item(f"{namespace}/iris")
         cases: list[tuple[bytes, dict[str, str], int, str]] = [
             (b'{"action": "abort"}', {"Content-Type": "text/plain"}, 415, "application/json"),
             (b'{"action": ', JSON, 400, "not JSON"),

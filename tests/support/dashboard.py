@@ -99,6 +99,19 @@ class DashboardProcess:
             assert content_type.startswith("application/json"), f"{method} {path}: {exc.code} {content_type}"
             return exc.code, json.loads(exc.read())
 
+    def item(self, key: str, timeout: float = 30.0) -> dict[str, Any]:
+        """The snapshot of ModelDeployment `key` ("namespace/name") once the dashboard's watch has it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status, state = self.request("GET", "/api/modeldeployments")
+            assert status == 200, state
+            found = [item for item in state["items"] if item["key"] == key]
+            if found:
+                return dict(found[0])
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{key} not among {[i['key'] for i in state['items']]} after {timeout}s")
+            time.sleep(0.2)
+
 
 @contextlib.contextmanager
 def running_dashboard(cluster: LocalCluster, log_dir: Path, *extra_args: str) -> Iterator[DashboardProcess]:
