@@ -8,7 +8,7 @@ PY           := $(VENV)/bin/python
 CACHE        := $(or $(MODELDEPLOY_CACHE),.cache)
 CLUSTER_BIN  := $(CACHE)/cluster/bin
 KUBE_RELEASE := $(shell cat tests/cluster/controlplane/KUBE_VERSION 2>/dev/null | sed 's/^v//')
-APT_PACKAGES := prometheus nginx-light wrk openssl
+APT_PACKAGES := prometheus nginx-light wrk openssl chromium
 PYTEST       := $(PY) -m pytest
 
 .PHONY: help install install-system install-python cluster-build argocd-lua-build test test-unit test-serving test-api \
@@ -19,7 +19,7 @@ help: ## list targets
 
 install: install-system install-python cluster-build argocd-lua-build ## install everything a fresh machine needs
 
-install-system: ## Debian packages (Prometheus, nginx for the benchmark baseline)
+install-system: ## Debian packages (Prometheus, nginx for the benchmark baseline, Chromium for the dashboard test)
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "apt-get install:$$missing"; \

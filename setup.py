@@ -12,4 +12,8 @@ for root in ("contract", "operator", "serving"):
         packages.append(package)
         package_dir[package] = f"{root}/{package.replace('.', '/')}"
 
-setup(packages=packages, package_dir=package_dir, package_data={"": ["*.yaml", "*.json", "*.lua"]})
+setup(
+    packages=packages,
+    package_dir=package_dir,
+    package_data={"": ["*.yaml", "*.json", "*.lua", "*.html", "*.js", "*.css"]},
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -41,6 +42,12 @@ class ModelDeployments:
 
     def close(self) -> None:
         self.api_client.close()
+
+    def in_namespace(self, namespace: str) -> ModelDeployments:
+        """The same connection, for ModelDeployments in `namespace` (the dashboard acts in any)."""
+        other = copy.copy(self)
+        other.namespace = namespace
+        return other
 
     def _call(self, what: str, name: str, fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         try:

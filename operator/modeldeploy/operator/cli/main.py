@@ -5,6 +5,7 @@
     kubectl modeldeploy abort|retry|pause|resume NAME
     kubectl modeldeploy history NAME
     kubectl modeldeploy undo NAME [--to-revision REV|N]
+    kubectl modeldeploy dashboard [--port P] [--enable-actions]   live web view of every rollout
 
 Actions are requests: the plugin writes the annotation ``modeldeploy.io/action: <action>@<id>``
 and waits for the operator's acknowledgement in ``status.lastAction`` (Applied, Ignored, Rejected).
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
-from modeldeploy.operator.api import ModelDeploymentStatus, revision_hash
+from modeldeploy.operator.api import ModelDeploymentStatus, parse_duration, revision_hash
 from modeldeploy.operator.cli.action_requests import request
 from modeldeploy.operator.cli.history import UndoError, render_history, undo_target
 from modeldeploy.operator.cli.kube import CliError, ModelDeployments
@@ -96,6 +97,29 @@ def parser() -> argparse.ArgumentParser:
         dest="to",
         metavar="REV",
         help="revision hash (or prefix) or history number (default: the previous promoted image)",
+    )
+    dashboard = commands.add_parser(
+        "dashboard",
+        parents=[common],
+        help="a local web page showing every ModelDeployment live (read-only unless --enable-actions)",
+    )
+    dashboard.add_argument("--address", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    dashboard.add_argument("--port", type=int, default=8765, help="port to listen on (default: 8765)")
+    dashboard.add_argument(
+        "--enable-actions",
+        action="store_true",
+        help="show promote/abort/pause/resume/retry buttons; they act with your kubeconfig's rights",
+    )
+    dashboard.add_argument(
+        "--prometheus-url",
+        help="Prometheus for the charts (default: each ModelDeployment's spec.prometheus.url)",
+    )
+    dashboard.add_argument("--range", default="15m", help="time range of the charts (default: 15m)")
+    dashboard.add_argument(
+        "--rate-window", default="1m", help="PromQL rate window of the charts (default: 1m)"
+    )
+    dashboard.add_argument(
+        "--wait", type=float, default=30.0, help="seconds an action waits for the operator's acknowledgement"
     )
     return root
 
@@ -179,6 +203,39 @@ def cmd_undo(mds: ModelDeployments, args: argparse.Namespace, out: TextIO) -> in
     return 0
 
 
+def cmd_dashboard(mds: ModelDeployments, args: argparse.Namespace, out: TextIO) -> int:
+    from modeldeploy.operator.cli.dashboard.server import DashboardOptions, serve
+
+    try:
+        range_seconds = parse_duration(args.range).total_seconds()
+        window = f"{max(1, round(parse_duration(args.rate_window).total_seconds()))}s"
+    except ValueError as exc:
+        raise CliError(f"dashboard: {exc}") from None
+    if not 0 <= args.port <= 65535:
+        raise CliError(f"dashboard: --port must be 0-65535, not {args.port}")
+    options = DashboardOptions(
+        address=args.address,
+        port=args.port,
+        enable_actions=args.enable_actions,
+        prometheus_url=args.prometheus_url,
+        range_seconds=range_seconds,
+        rate_window=window,
+        action_wait_seconds=args.wait,
+    )
+
+    def announce(line: str) -> None:
+        out.write(line + "\n")
+        out.flush()
+
+    try:
+        serve(mds, options, announce)
+    except OSError as exc:
+        raise CliError(
+            f"dashboard: cannot listen on {args.address}:{args.port}: {exc.strerror or exc}"
+        ) from None
+    return 0
+
+
 def main(
     argv: list[str] | None = None, out: TextIO = sys.stdout, sleep: Callable[[float], None] = time.sleep
 ) -> int:
@@ -195,6 +252,8 @@ def main(
             return cmd_history(mds, args, out)
         if args.command == "undo":
             return cmd_undo(mds, args, out)
+        if args.command == "dashboard":
+            return cmd_dashboard(mds, args, out)
         return cmd_action(mds, args, out)
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
