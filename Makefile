@@ -10,14 +10,19 @@ CLUSTER_BIN  := $(CACHE)/cluster/bin
 KUBE_RELEASE := $(shell cat tests/cluster/controlplane/KUBE_VERSION 2>/dev/null | sed 's/^v//')
 APT_PACKAGES := prometheus nginx-light lua5.4 lua5.1 wrk openssl
 PYTEST       := $(PY) -m pytest
+CARGO        ?= $(or $(shell command -v cargo 2>/dev/null),$(wildcard $(HOME)/.cargo/bin/cargo),cargo)
+SIDECAR_DIR  := sidecar
+# Absolute, because cargo runs inside sidecar/.
+SIDECAR_TARGET := $(abspath $(CACHE))/sidecar/target
+SIDECAR_BIN  := $(SIDECAR_TARGET)/release/modeldeploy-sidecar
 
-.PHONY: help install install-system install-python cluster-build test test-unit test-serving test-api \
+.PHONY: help install install-system install-python cluster-build sidecar-build test test-sidecar test-unit test-serving test-api \
         test-e2e lint crds crds-check chart chart-check bench demo cluster-up cluster-down cluster-gomod kind-up kind-down clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
-install: install-system install-python cluster-build ## install everything a fresh machine needs
+install: install-system install-python cluster-build sidecar-build ## install everything a fresh machine needs
 
 install-system: ## Debian packages (Prometheus, nginx for the benchmark baseline, Lua)
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -36,13 +41,22 @@ install-python: $(PY) ## the modeldeploy package (editable) with test tools, in 
 cluster-build: ## build (or reuse) the local control plane: kube-apiserver, controller-manager, scheduler, kubectl, etcd, KWOK
 	bash tests/cluster/build.sh
 
+sidecar-build: ## build the Rust sidecar (release) into $(CACHE)/sidecar/target; needs a Rust toolchain (rustup)
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install a Rust toolchain (https://rustup.rs)"; exit 1; }
+	cd $(SIDECAR_DIR) && CARGO_TARGET_DIR=$(SIDECAR_TARGET) $(CARGO) build --release --locked
+	@echo "sidecar binary: $(SIDECAR_BIN)"
+
 cluster-gomod: ## regenerate tests/cluster/controlplane/go.mod for KUBE_RELEASE (e.g. make cluster-gomod KUBE_RELEASE=1.34.4)
 	$(PYTHON) tests/cluster/gen_gomod.py $(KUBE_RELEASE)
 	cd tests/cluster/controlplane && GOMODCACHE=$(CURDIR)/$(CACHE)/go/mod GOFLAGS=-mod=mod go mod tidy
 
 test: install ## lint, then every test layer (unit, serving, cluster/api, e2e) — the command CI runs
 	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory test-sidecar
 	$(PYTEST) tests
+
+test-sidecar: ## cargo unit + property tests of the Rust sidecar (proptest runs a bounded number of cases)
+	cd $(SIDECAR_DIR) && CARGO_TARGET_DIR=$(SIDECAR_TARGET) $(CARGO) test --locked
 
 test-unit: install-python ## fast unit tests only (seconds)
 	$(PYTEST) tests/unit
@@ -56,10 +70,12 @@ test-api: install ## tests on the real local API server
 test-e2e: install ## end-to-end rollouts
 	$(PYTEST) tests/e2e
 
-lint: install-python ## ruff + mypy
+lint: install-python ## ruff + mypy, cargo clippy + fmt
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy operator serving tests bench demo
+	cd $(SIDECAR_DIR) && CARGO_TARGET_DIR=$(SIDECAR_TARGET) $(CARGO) clippy --locked --all-targets -- -D warnings
+	cd $(SIDECAR_DIR) && $(CARGO) fmt --check
 
 crds: install-python ## regenerate crds/ from the pydantic API types
 	$(PY) -m modeldeploy.operator.api.crdgen crds/modeldeployment.yaml
