@@ -40,8 +40,10 @@ def sidecar_binary() -> Path:
         cache = Path(os.environ.get("MODELDEPLOY_CACHE") or ".cache")
         path = (cache if cache.is_absolute() else ROOT / cache) / "sidecar/target/release/modeldeploy-sidecar"
     if not os.access(path, os.X_OK):
-        raise ProcessError(f"sidecar binary {path} not found: run `make sidecar-build` (or set {SIDECAR_BIN_ENV})")
+        hint = f"run `make sidecar-build` (or set {SIDECAR_BIN_ENV})"
+        raise ProcessError(f"sidecar binary {path} not found: {hint}")
     return path
+
 
 P = TypeVar("P", bound="Proc")
 

@@ -204,7 +204,7 @@ def start_sidecar(
     timeout: float = 20.0,
     wait_ready: bool = True,
 ) -> SidecarProc:
-    """The Rust `modeldeploy-sidecar` binary on free loopback ports; waits for /healthz (and /readyz if wait_ready)."""
+    """The Rust `modeldeploy-sidecar` on free loopback ports; waits for /healthz (/readyz if wait_ready)."""
     name = name or f"sidecar-{revision}"
     port, metrics_port = free_port(), free_port()
     settings = {
