@@ -10,14 +10,20 @@ CLUSTER_BIN  := $(CACHE)/cluster/bin
 KUBE_RELEASE := $(shell cat tests/cluster/controlplane/KUBE_VERSION 2>/dev/null | sed 's/^v//')
 APT_PACKAGES := prometheus nginx-light wrk openssl chromium
 PYTEST       := $(PY) -m pytest
+CARGO        ?= $(or $(shell command -v cargo 2>/dev/null),$(wildcard $(HOME)/.cargo/bin/cargo),cargo)
+SIDECAR_DIR  := sidecar
+# Absolute, because cargo runs inside sidecar/.
+SIDECAR_TARGET := $(abspath $(CACHE))/sidecar/target
+SIDECAR_BIN  := $(SIDECAR_TARGET)/release/modeldeploy-sidecar
 
-.PHONY: help install install-system install-python cluster-build argocd-lua-build test test-unit test-serving test-api \
-        test-e2e lint contract contract-check kube-schema crds crds-check chart chart-check bench demo cluster-up cluster-down cluster-gomod kind-up kind-down clean
+.PHONY: help install install-system install-python cluster-build argocd-lua-build sidecar-build test test-sidecar test-unit \
+        test-serving test-api test-e2e lint contract contract-check kube-schema crds crds-check chart chart-check bench demo \
+        cluster-up cluster-down cluster-gomod kind-up kind-down clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
-install: install-system install-python cluster-build argocd-lua-build ## install everything a fresh machine needs
+install: install-system install-python cluster-build argocd-lua-build sidecar-build ## install everything a fresh machine needs
 
 install-system: ## Debian packages (Prometheus, nginx for the benchmark baseline, Chromium for the dashboard test)
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -39,13 +45,22 @@ cluster-build: ## build (or reuse) the local control plane: kube-apiserver, cont
 argocd-lua-build: ## build (or reuse) argocd-lua: Argo CD's own Lua engine, for the health check and actions tests
 	bash tests/argocd/golua/build.sh
 
+sidecar-build: ## build the Rust sidecar (release) into $(CACHE)/sidecar/target; needs a Rust toolchain (rustup)
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install a Rust toolchain (https://rustup.rs)"; exit 1; }
+	cd $(SIDECAR_DIR) && CARGO_TARGET_DIR=$(SIDECAR_TARGET) $(CARGO) build --release --locked
+	@echo "sidecar binary: $(SIDECAR_BIN)"
+
 cluster-gomod: ## regenerate tests/cluster/controlplane/go.mod for KUBE_RELEASE (e.g. make cluster-gomod KUBE_RELEASE=1.34.4)
 	$(PYTHON) tests/cluster/gen_gomod.py $(KUBE_RELEASE)
 	cd tests/cluster/controlplane && GOMODCACHE=$(CURDIR)/$(CACHE)/go/mod GOFLAGS=-mod=mod go mod tidy
 
 test: install ## lint, then every test layer (unit, serving, cluster/api, e2e) — the command CI runs
 	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory test-sidecar
 	$(PYTEST) tests
+
+test-sidecar: ## cargo unit + property tests of the Rust sidecar (proptest runs a bounded number of cases)
+	cd $(SIDECAR_DIR) && CARGO_TARGET_DIR=$(SIDECAR_TARGET) $(CARGO) test --locked
 
 test-unit: install-python ## fast unit tests only (seconds)
 	$(PYTEST) tests/unit
@@ -59,11 +74,13 @@ test-api: install ## tests on the real local API server
 test-e2e: install ## end-to-end rollouts
 	$(PYTEST) tests/e2e
 
-lint: install-python ## ruff + mypy + the import layers (lint-imports, contracts in pyproject.toml)
+lint: install-python ## ruff + mypy + the import layers (lint-imports, contracts in pyproject.toml), cargo clippy + fmt
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy contract operator serving tests bench demo
 	$(VENV)/bin/lint-imports
+	cd $(SIDECAR_DIR) && CARGO_TARGET_DIR=$(SIDECAR_TARGET) $(CARGO) clippy --locked --all-targets -- -D warnings
+	cd $(SIDECAR_DIR) && $(CARGO) fmt --check
 
 contract: install-python ## regenerate contract/routing-table.schema.json from the routing table's pydantic model
 	$(PY) -m modeldeploy.contract.schemagen contract/routing-table.schema.json

@@ -37,6 +37,7 @@ from tests.serving.process_base import (
     Processes,
     free_port,
     http,
+    sidecar_binary,
     spawn,
 )
 
@@ -53,6 +54,7 @@ __all__ = [
     "free_port",
     "http",
     "launch_iris",
+    "sidecar_binary",
     "spawn",
     "start_iris",
     "start_prometheus",
@@ -202,7 +204,7 @@ def start_sidecar(
     timeout: float = 20.0,
     wait_ready: bool = True,
 ) -> SidecarProc:
-    """`modeldeploy-sidecar` on free loopback ports; waits for /healthz (and /readyz if wait_ready)."""
+    """The Rust `modeldeploy-sidecar` on free loopback ports; waits for /healthz (/readyz if wait_ready)."""
     name = name or f"sidecar-{revision}"
     port, metrics_port = free_port(), free_port()
     settings = {
@@ -215,13 +217,12 @@ def start_sidecar(
         "MODELDEPLOY_METRICS_PORT": str(metrics_port),
         "MODELDEPLOY_BACKEND_OVERRIDES": json.dumps(dict(overrides or {})),
         "MODELDEPLOY_DRAIN_TIMEOUT": "10",
-        "PYTHONUNBUFFERED": "1",
     }
     if routing_file is not None:
         settings["MODELDEPLOY_ROUTING_FILE"] = str(routing_file)
     if routing_configmap is not None:
         settings["MODELDEPLOY_ROUTING_CONFIGMAP"] = routing_configmap
-    argv = [PYTHON, "-m", "modeldeploy.serving.main"]
+    argv = [str(sidecar_binary())]
     proc = spawn(name, argv, workdir / f"{name}.log", {**settings, **(env or {})})
     sidecar = SidecarProc(
         proc.name, proc.popen, proc.log_path, port=port, metrics_port=metrics_port, revision=revision

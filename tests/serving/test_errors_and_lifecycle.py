@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +15,15 @@ from pathlib import Path
 import pytest
 
 from modeldeploy.contract.routing import Backend, RoutingTable
-from tests.serving.processes import Processes, SidecarProc, free_port, http, start_sidecar, write_routing
+from tests.serving.processes import (
+    Processes,
+    SidecarProc,
+    free_port,
+    http,
+    sidecar_binary,
+    start_sidecar,
+    write_routing,
+)
 from tests.serving.topology import IrisTrio
 from tests.serving.traffic import IRIS_ROWS
 
@@ -165,7 +172,7 @@ def test_bad_configuration_exits_2_with_the_reasons() -> None:
         "MODELDEPLOY_PORT": "99999",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "modeldeploy.serving.main"],
+        [str(sidecar_binary())],
         env=env,
         capture_output=True,
         text=True,
@@ -197,7 +204,7 @@ def test_port_in_use_exits_1_with_the_reason(tmp_path: Path) -> None:
             "MODELDEPLOY_METRICS_PORT": str(port),
         }
         done = subprocess.run(
-            [sys.executable, "-m", "modeldeploy.serving.main"],
+            [str(sidecar_binary())],
             env=env,
             capture_output=True,
             text=True,
@@ -206,3 +213,105 @@ def test_port_in_use_exits_1_with_the_reason(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "cannot start" in done.stderr and "address already in use" in done.stderr, done.stderr
     assert "Unclosed" not in done.stderr, done.stderr
+
+
+# Defects of the Python sidecar the Rust one must not have (issue 14) ----------------------------
+
+
+def raw_request(headers: dict[str, str], body: bytes = b"", path: str = "/classify") -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "Host: sidecar", "Content-Type: application/json"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def first_response(port: int, data: bytes, timeout: float = 3.0) -> tuple[int, dict[str, str], bytes]:
+    """Send `data` and read until the first response's head and JSON body are in (or the peer closes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        head, _, rest = received.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        pairs = (line.split(":", 1) for line in lines[1:] if ":" in line)
+        headers = {k.strip().lower(): v.strip() for k, v in pairs}
+        length = int(headers.get("content-length", "0"))
+        while len(rest) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        return status, headers, rest[:length]
+
+
+def test_unknown_expectation_gets_417_json_and_is_counted(sidecar: SidecarProc, iris: IrisTrio) -> None:
+    before = sidecar.metric("modeldeploy_requests_total", code="417")
+    body = json.dumps(IRIS_ROWS).encode()
+    status, headers, payload = first_response(
+        sidecar.port, raw_request({"Expect": "pigeons", "Content-Length": str(len(body))}, body)
+    )
+    assert status == 417 and headers["x-modeldeploy-revision"] == REVISION, (status, headers)
+    assert headers["x-modeldeploy-error"] == "expectation_failed"
+    assert json_error(payload)["error"] == "expectation_failed"
+    assert sidecar.metric("modeldeploy_requests_total", code="417") == before + 1
+
+
+def test_expect_continue_with_a_too_large_body_gets_413_at_once(sidecar: SidecarProc, iris: IrisTrio) -> None:
+    """No `100 Continue` first (that would invite the upload): the very first answer is the 413."""
+    head = raw_request({"Expect": "100-continue", "Content-Length": str(MAX_BODY * 10)})
+    status, headers, payload = first_response(sidecar.port, head)
+    assert status == 413 and headers["x-modeldeploy-error"] == "body_too_large", (status, headers)
+    assert json_error(payload)["error"] == "body_too_large"
+
+
+def test_expect_continue_within_the_limit_is_served(sidecar: SidecarProc, iris: IrisTrio) -> None:
+    body = json.dumps(IRIS_ROWS).encode()
+    with socket.create_connection(("127.0.0.1", sidecar.port), timeout=5) as sock:
+        sock.sendall(raw_request({"Expect": "100-continue", "Content-Length": str(len(body))}))
+        interim = sock.recv(65536)
+        assert interim.startswith(b"HTTP/1.1 100"), interim
+        sock.sendall(body)
+        answer = b""
+        while b"setosa" not in answer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200") and b"setosa" in answer, answer
+
+
+def wait_metric(sidecar: SidecarProc, expected: float, timeout: float = 5.0, **labels: str) -> float:
+    deadline = time.monotonic() + timeout
+    value = sidecar.metric("modeldeploy_requests_total", **labels)
+    while value < expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+        value = sidecar.metric("modeldeploy_requests_total", **labels)
+    return value
+
+
+def test_client_going_away_is_499_not_the_revisions_error(sidecar: SidecarProc, iris: IrisTrio) -> None:
+    """Buffered (the client leaves while the model thinks) and streamed (the client leaves mid-stream):
+    counted as code 499 on route local, never 502/5xx against the revision."""
+    body = json.dumps(IRIS_ROWS).encode()
+    stream_body = json.dumps({"features": IRIS_ROWS["features"] * 40}).encode()  # 10 ms per row: 1.2 s
+    before_499 = sidecar.metric("modeldeploy_requests_total", code="499", route="local")
+    before_5xx = sum(sidecar.metric("modeldeploy_requests_total", code=str(c)) for c in (500, 502, 503, 504))
+    iris.stable.set_faults(latency_ms=300)
+    with socket.create_connection(("127.0.0.1", sidecar.port)) as sock:
+        sock.sendall(raw_request({"Content-Length": str(len(body))}, body))
+        time.sleep(0.1)  # the model is still thinking
+    assert wait_metric(sidecar, before_499 + 1, code="499", route="local") == before_499 + 1
+    iris.stable.set_faults(latency_ms=0)
+    with socket.create_connection(("127.0.0.1", sidecar.port)) as sock:
+        sock.sendall(raw_request({"Content-Length": str(len(stream_body))}, stream_body, "/classify_stream"))
+        first = sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200"), first
+        time.sleep(0.1)  # a few lines relayed, many to come
+    assert wait_metric(sidecar, before_499 + 2, code="499", route="local") == before_499 + 2
+    after_5xx = sum(sidecar.metric("modeldeploy_requests_total", code=str(c)) for c in (500, 502, 503, 504))
+    assert after_5xx == before_5xx
+    assert "Traceback" not in sidecar.log_tail()

@@ -1,0 +1,49 @@
+//! `modeldeploy-sidecar`: exit 0 after a graceful drain, 2 for invalid configuration (one line per
+//! problem), 1 when the sidecar cannot start (port in use, no Kubernetes credentials).
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use modeldeploy_sidecar::settings::{load, Loaded};
+use modeldeploy_sidecar::{log, server};
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let environ: HashMap<String, String> = std::env::vars().collect();
+    let settings = match load(&argv, &environ) {
+        Loaded::Ready(s) => *s,
+        Loaded::Help(text) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Loaded::Invalid(lines) => {
+            eprintln!(
+                "modeldeploy-sidecar: invalid sidecar configuration:\n  {}",
+                lines.join("\n  ")
+            );
+            return ExitCode::from(2);
+        }
+    };
+    log::set_level(settings.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            modeldeploy_sidecar::error!("modeldeploy.sidecar", "cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async move {
+        let app = server::build_app(settings);
+        server::run(app).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            modeldeploy_sidecar::error!("modeldeploy.sidecar", "cannot start: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

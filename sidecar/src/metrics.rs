@@ -1,0 +1,371 @@
+//! The sidecar's Prometheus metrics. Every name, label and bucket is the same as the Python
+//! sidecar's: the operator's PromQL, the chart's rules and users' dashboards depend on them.
+//!
+//! `revision` is the revision the series is about: for requests the one that answered (route
+//! `local` or `canary`), for shadow results the shadow, for the guard the canary, for the rest
+//! this sidecar's own.
+
+use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::compare::Verdict;
+
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+pub const LOCAL: &str = "local";
+pub const CANARY: &str = "canary";
+pub const SHADOW: &str = "shadow";
+
+/// Distinct `field` values of the violations counter; later new ones count as OTHER_FIELD.
+pub const CONTRACT_FIELDS_MAX: usize = 50;
+pub const OTHER_FIELD: &str = "other";
+
+/// The status a client that went away is counted with (nginx's convention): not the revision's error.
+pub const CLIENT_CLOSED: u16 = 499;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Base {
+    pub model: String,
+    pub namespace: String,
+    pub revision: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub model: String,
+    pub namespace: String,
+    pub revision: String,
+    pub route: String,
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub model: String,
+    pub namespace: String,
+    pub revision: String,
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub model: String,
+    pub namespace: String,
+    pub revision: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FieldLabels {
+    pub model: String,
+    pub namespace: String,
+    pub revision: String,
+    pub field: String,
+}
+
+type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+pub struct Metrics {
+    model: String,
+    namespace: String,
+    own: String,
+    pub registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    duration: HistogramFamily,
+    pub inflight: Gauge,
+    shadow: Family<ResultLabels, Counter>,
+    guard_trips: Family<Base, Counter>,
+    guard_tripped: Family<Base, Gauge>,
+    pub routing_generation: Gauge,
+    pub routing_errors: Counter,
+    contract_checks: Family<ResultLabels, Counter>,
+    contract_violations: Family<FieldLabels, Counter>,
+    violation_fields: Mutex<std::collections::HashSet<String>>,
+    pub prediction_log_lines: Counter,
+    pub prediction_log_dropped: Counter,
+    pub prediction_log_pending: Gauge<i64, AtomicI64>,
+}
+
+impl Metrics {
+    pub fn new(model: &str, namespace: &str, revision: &str) -> Self {
+        let mut registry = Registry::default();
+        let own = Base {
+            model: model.into(),
+            namespace: namespace.into(),
+            revision: revision.into(),
+        };
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "modeldeploy_requests",
+            "Requests answered, by the revision that answered, route and HTTP status code.",
+            requests.clone(),
+        );
+        let duration: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "modeldeploy_request_duration_seconds",
+            "Time from request received to response ready, by answering revision and route.",
+            duration.clone(),
+        );
+        let inflight_family = Family::<Base, Gauge>::default();
+        registry.register(
+            "modeldeploy_inflight_requests",
+            "Requests being handled by this sidecar.",
+            inflight_family.clone(),
+        );
+        let inflight = inflight_family.get_or_create(&own).clone();
+        let shadow = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "modeldeploy_shadow_requests",
+            "Shadow copies by result: match|mismatch with the primary response, error, dropped.",
+            shadow.clone(),
+        );
+        let guard_trips = Family::<Base, Counter>::default();
+        registry.register(
+            "modeldeploy_guard_trips",
+            "Times the fast guard stopped traffic to a failing canary revision.",
+            guard_trips.clone(),
+        );
+        let guard_tripped = Family::<Base, Gauge>::default();
+        registry.register(
+            "modeldeploy_guard_tripped",
+            "1 while the fast guard keeps traffic away from this canary revision.",
+            guard_tripped.clone(),
+        );
+        let generation_family = Family::<Base, Gauge>::default();
+        registry.register(
+            "modeldeploy_routing_generation",
+            "Generation of the routing table in force in this sidecar (-1: none yet).",
+            generation_family.clone(),
+        );
+        let routing_generation = generation_family.get_or_create(&own).clone();
+        routing_generation.set(-1);
+        let errors_family = Family::<Base, Counter>::default();
+        registry.register(
+            "modeldeploy_routing_errors",
+            "Routing tables rejected (invalid JSON or schema) or watch failures.",
+            errors_family.clone(),
+        );
+        let routing_errors = errors_family.get_or_create(&own).clone();
+        let contract_checks = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "modeldeploy_contract_checks",
+            "Request bodies checked against the data contract, by result: pass or violation.",
+            contract_checks.clone(),
+        );
+        let contract_violations = Family::<FieldLabels, Counter>::default();
+        registry.register(
+            "modeldeploy_contract_violations",
+            format!(
+                "Data contract violations by field: the JSON pointer of the failing value, array indices \
+                 as *, '/' for the body itself ({CONTRACT_FIELDS_MAX} values at most, then '{OTHER_FIELD}')."
+            ),
+            contract_violations.clone(),
+        );
+        let lines_family = Family::<Base, Counter>::default();
+        registry.register(
+            "modeldeploy_prediction_log_lines",
+            "Prediction log lines written.",
+            lines_family.clone(),
+        );
+        let dropped_family = Family::<Base, Counter>::default();
+        registry.register(
+            "modeldeploy_prediction_log_dropped",
+            "Sampled prediction log lines dropped (writer queue full, or the write failed).",
+            dropped_family.clone(),
+        );
+        let pending_family = Family::<Base, Gauge>::default();
+        registry.register(
+            "modeldeploy_prediction_log_pending",
+            "Sampled prediction log lines queued or being written.",
+            pending_family.clone(),
+        );
+        let prediction_log_lines = lines_family.get_or_create(&own).clone();
+        let prediction_log_dropped = dropped_family.get_or_create(&own).clone();
+        let prediction_log_pending = pending_family.get_or_create(&own).clone();
+        Metrics {
+            model: model.into(),
+            namespace: namespace.into(),
+            own: revision.into(),
+            requests,
+            duration,
+            inflight,
+            shadow,
+            guard_trips,
+            guard_tripped,
+            routing_generation,
+            routing_errors,
+            contract_checks,
+            contract_violations,
+            violation_fields: Mutex::new(Default::default()),
+            prediction_log_lines,
+            prediction_log_dropped,
+            prediction_log_pending,
+            registry,
+        }
+    }
+
+    fn base(&self, revision: &str) -> Base {
+        Base {
+            model: self.model.clone(),
+            namespace: self.namespace.clone(),
+            revision: revision.into(),
+        }
+    }
+
+    pub fn observe_request(&self, revision: &str, route: &str, code: u16, seconds: f64) {
+        let labels = RequestLabels {
+            model: self.model.clone(),
+            namespace: self.namespace.clone(),
+            revision: revision.into(),
+            route: route.into(),
+            code: code.to_string(),
+        };
+        self.requests.get_or_create(&labels).inc();
+        let route_labels = RouteLabels {
+            model: labels.model,
+            namespace: labels.namespace,
+            revision: labels.revision,
+            route: labels.route,
+        };
+        self.duration.get_or_create(&route_labels).observe(seconds);
+    }
+
+    fn result(&self, revision: &str, result: &str) -> ResultLabels {
+        ResultLabels {
+            model: self.model.clone(),
+            namespace: self.namespace.clone(),
+            revision: revision.into(),
+            result: result.into(),
+        }
+    }
+
+    /// Create the contract check series at 0 once a table brings a contract.
+    pub fn announce_contract(&self) {
+        for result in ["pass", "violation"] {
+            let _ = self
+                .contract_checks
+                .get_or_create(&self.result(&self.own, result));
+        }
+    }
+
+    /// One contract check of a body served here: None when it passed, else the failing field.
+    pub fn observe_contract(&self, violation_field: Option<&str>) {
+        let Some(field) = violation_field else {
+            self.contract_checks
+                .get_or_create(&self.result(&self.own, "pass"))
+                .inc();
+            return;
+        };
+        self.contract_checks
+            .get_or_create(&self.result(&self.own, "violation"))
+            .inc();
+        let field = {
+            let mut seen = self
+                .violation_fields
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if seen.contains(field) {
+                field.to_string()
+            } else if seen.len() >= CONTRACT_FIELDS_MAX {
+                OTHER_FIELD.to_string()
+            } else {
+                seen.insert(field.to_string());
+                field.to_string()
+            }
+        };
+        let labels = FieldLabels {
+            model: self.model.clone(),
+            namespace: self.namespace.clone(),
+            revision: self.own.clone(),
+            field,
+        };
+        self.contract_violations.get_or_create(&labels).inc();
+    }
+
+    /// Create the guard series at 0 for a new canary, so rate() and absence checks work.
+    pub fn announce_canary(&self, canary: &str) {
+        let _ = self.guard_trips.get_or_create(&self.base(canary));
+        self.guard_tripped.get_or_create(&self.base(canary)).set(0);
+    }
+
+    /// Create the shadow series at 0 for a new shadow revision.
+    pub fn announce_shadow(&self, shadow: &str) {
+        for verdict in Verdict::ALL {
+            let _ = self
+                .shadow
+                .get_or_create(&self.result(shadow, verdict.as_str()));
+        }
+    }
+
+    pub fn observe_shadow(&self, shadow: &str, verdict: Verdict) {
+        self.shadow
+            .get_or_create(&self.result(shadow, verdict.as_str()))
+            .inc();
+    }
+
+    pub fn observe_guard_trip(&self, canary: &str) {
+        self.guard_trips.get_or_create(&self.base(canary)).inc();
+        self.guard_tripped.get_or_create(&self.base(canary)).set(1);
+    }
+
+    pub fn clear_guard(&self, canary: &str) {
+        self.guard_tripped.get_or_create(&self.base(canary)).set(0);
+    }
+
+    /// The exposition (OpenMetrics text).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+pub type SharedMetrics = Arc<Metrics>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_labels_and_buckets_are_the_python_sidecars() {
+        let m = Metrics::new("iris", "ml", "aaaa");
+        m.observe_request("aaaa", LOCAL, 200, 0.003);
+        m.announce_shadow("cccc");
+        m.announce_canary("bbbb");
+        m.observe_contract(Some("/features/*/2"));
+        let text = m.encode();
+        for expected in [
+            r#"modeldeploy_requests_total{model="iris",namespace="ml",revision="aaaa",route="local",code="200"} 1"#,
+            r#"modeldeploy_request_duration_seconds_bucket{le="0.005",model="iris",namespace="ml",revision="aaaa",route="local"} 1"#,
+            r#"modeldeploy_request_duration_seconds_bucket{le="30.0","#,
+            r#"modeldeploy_request_duration_seconds_bucket{le="+Inf","#,
+            r#"modeldeploy_routing_generation{model="iris",namespace="ml",revision="aaaa"} -1"#,
+            r#"modeldeploy_shadow_requests_total{model="iris",namespace="ml",revision="cccc",result="dropped"} 0"#,
+            r#"modeldeploy_guard_tripped{model="iris",namespace="ml",revision="bbbb"} 0"#,
+            r#"modeldeploy_guard_trips_total{model="iris",namespace="ml",revision="bbbb"} 0"#,
+            r#"modeldeploy_contract_violations_total{model="iris",namespace="ml",revision="aaaa",field="/features/*/2"} 1"#,
+            "modeldeploy_inflight_requests{",
+            "modeldeploy_routing_errors_total{",
+            "modeldeploy_prediction_log_lines_total{",
+            "modeldeploy_prediction_log_dropped_total{",
+            "modeldeploy_prediction_log_pending{",
+        ] {
+            assert!(text.contains(expected), "missing {expected} in\n{text}");
+        }
+    }
+}
