@@ -8,10 +8,10 @@ PY           := $(VENV)/bin/python
 CACHE        := $(or $(MODELDEPLOY_CACHE),.cache)
 CLUSTER_BIN  := $(CACHE)/cluster/bin
 KUBE_RELEASE := $(shell cat tests/cluster/controlplane/KUBE_VERSION 2>/dev/null | sed 's/^v//')
-APT_PACKAGES := prometheus nginx-light lua5.4 lua5.1 wrk openssl
+APT_PACKAGES := prometheus nginx-light lua5.4 lua5.1 wrk openssl buildah debootstrap containerd runc
 PYTEST       := $(PY) -m pytest
 
-.PHONY: help install install-system install-python cluster-build test test-unit test-serving test-api \
+.PHONY: help install install-system install-python cluster-build images test test-unit test-serving test-api \
         test-e2e lint crds crds-check chart chart-check bench demo cluster-up cluster-down cluster-gomod kind-up kind-down clean
 
 help: ## list targets
@@ -36,11 +36,14 @@ install-python: $(PY) ## the modeldeploy package (editable) with test tools, in 
 cluster-build: ## build (or reuse) the local control plane: kube-apiserver, controller-manager, scheduler, kubectl, etcd, KWOK
 	bash tests/cluster/build.sh
 
+images: install-system install-python ## container images (modeldeploy, iris, sidecar) as OCI archives in $(CACHE)/images, by content hash
+	$(PY) -m tests.cluster.images.build
+
 cluster-gomod: ## regenerate tests/cluster/controlplane/go.mod for KUBE_RELEASE (e.g. make cluster-gomod KUBE_RELEASE=1.34.4)
 	$(PYTHON) tests/cluster/gen_gomod.py $(KUBE_RELEASE)
 	cd tests/cluster/controlplane && GOMODCACHE=$(CURDIR)/$(CACHE)/go/mod GOFLAGS=-mod=mod go mod tidy
 
-test: install ## lint, then every test layer (unit, serving, cluster/api, e2e) — the command CI runs
+test: install images ## lint, then every test layer (unit, serving, cluster/api, e2e) — the command CI runs
 	$(MAKE) --no-print-directory lint
 	$(PYTEST) tests
 
@@ -53,7 +56,7 @@ test-serving: install ## sidecar + BentoML + Prometheus integration tests
 test-api: install ## tests on the real local API server
 	$(PYTEST) tests/api
 
-test-e2e: install ## end-to-end rollouts
+test-e2e: install images ## end-to-end rollouts
 	$(PYTEST) tests/e2e
 
 lint: install-python ## ruff + mypy
