@@ -133,15 +133,20 @@ def cc_rootfs(rootfs: Path, target: Path) -> None:
     for link in ("bin", "sbin", "lib", "lib64"):  # merged /usr, as in the Debian tree
         if (rootfs / link).is_symlink():
             (target / link).symlink_to(os.readlink(rootfs / link))
+            (target / link).resolve().mkdir(parents=True, exist_ok=True)
     wanted = [rel for pkg in CC_PACKAGES for rel in package_files(rootfs, pkg)]
     wanted += ["etc/ssl/certs/ca-certificates.crt", "usr/lib/os-release", "etc/os-release"]
     for rel in wanted:
         source = rootfs / rel
         if rel.startswith(("usr/share/doc/", "usr/share/lintian/")) and not rel.endswith("/copyright"):
             continue
+        if "/gconv/" in rel:
+            continue  # iconv charset modules (8 MB): nothing a Rust binary loads
         if not source.is_symlink() and (source.is_dir() or not source.exists()):
             continue
         dest = target / rel
+        if dest.is_symlink() or dest.exists():
+            continue  # a merged-/usr link made above, or listed twice (/lib/... and /usr/lib/...)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, dest, follow_symlinks=False)
     etc = target / "etc"

@@ -121,9 +121,10 @@ def plan(work: Path, out: Path, base_tag: str, sidecar_binary: Path | None, name
 def build_iris(store: buildah.Buildah, work: Path, image: Image) -> None:
     """The way users build a model image: `bentoml build`, then `bentoml containerize` with buildah."""
     env = {"BENTOML_HOME": str(work / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
-    out = store.run("bentoml build", [str(bentoml_cli()), "build", str(IRIS), "--output", "tag"], env)
+    build_args = [str(bentoml_cli()), "build", str(IRIS), "--output", "tag"]
+    out = store.run("bentoml build", build_args, env)
     bento = out.strip().splitlines()[-1].removeprefix("__tag__:")
-    options = ["isolation=chroot", "pull=never", "layers=false"]
+    options = ["isolation=chroot", "pull-never"]
     store.run(
         "bentoml containerize",
         [str(bentoml_cli()), "containerize", bento, "--backend", "buildah", "--image-tag", image.ref,

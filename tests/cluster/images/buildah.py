@@ -81,19 +81,23 @@ class Buildah:
         remove_tree(self.folder)
 
     def run(self, step: str, args: Sequence[str], extra_env: Mapping[str, str] | None = None) -> str:
-        """Run a command (buildah or a tool that calls buildah) with this store; output goes to the log."""
+        """Run a command (buildah or a tool that calls buildah) with this store; returns its standard
+        output, which also goes to the log as it comes (with its standard error)."""
         env = {**self.env, **(extra_env or {})}
+        lines: list[str] = []
         with self.log.open("a") as log:
             log.write(f"\n### {step}: {' '.join(args)}\n")
             log.flush()
-            done = subprocess.run(
-                list(args), env=env, stdout=subprocess.PIPE, stderr=log, text=True, check=False
-            )
-            log.write(done.stdout)
+            with subprocess.Popen(list(args), env=env, stdout=subprocess.PIPE, stderr=log, text=True) as done:
+                assert done.stdout is not None
+                for line in done.stdout:
+                    lines.append(line)
+                    log.write(line)
+                    log.flush()
         if done.returncode != 0:
             tail = "".join(self.log.read_text().splitlines(keepends=True)[-15:])
             raise ImageBuildError(f"{step} failed (exit {done.returncode}); log: {self.log}\n{tail}")
-        return done.stdout
+        return "".join(lines)
 
     def load(self, archive: Path, *names: str) -> None:
         """Put an OCI archive into the store under each of `names` (how a base gets its FROM name)."""

@@ -109,4 +109,6 @@ def running(parent: Path | None = None) -> Iterator[Containerd]:
     try:
         yield containerd
     finally:
-        containerd.stop()
+        left = containerd.stop()
+    if left:
+        raise ContainerdError(f"mounts were left behind (now removed): {', '.join(map(str, left))}")
