@@ -8,6 +8,11 @@ python  for `python:3.11-slim-bookworm` (the top-level Dockerfile's PYTHON_IMAGE
 cc      for `gcr.io/distroless/cc-debian12:nonroot` (sidecar/Dockerfile): glibc, libgcc, the CA bundle,
         /etc/passwd with root and nonroot (65532), /tmp; no shell, no package manager.
 
+This machine reaches PyPI through a TLS-intercepting egress proxy whose CA it trusts
+(/usr/local/share/ca-certificates). The bases trust the same local CAs, and pip and uv are told to
+use the system store (/etc/pip.conf, /etc/uv/uv.toml), so RUN steps that fetch from PyPI work here;
+without local CAs the bases carry none of this. These images are for the local node only.
+
 Both are kept small: no apt lists or caches, no docs, man pages or locales, and later package
 installs skip docs too (a dpkg path-exclude, as Debian's own slim images do). This file is the base
 recipe: its bytes are part of every image's content hash, so editing it rebuilds everything.
@@ -57,6 +62,9 @@ deb {MIRROR} {SUITE} main
 deb {MIRROR} {SUITE}-updates main
 deb {MIRROR}-security {SUITE}-security main
 """
+LOCAL_CAS = Path("/usr/local/share/ca-certificates")
+PIP_CONF = "[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n"
+UV_TOML = "native-tls = true\n"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NONROOT = 65532
 
@@ -76,7 +84,28 @@ def recipe_text() -> str:
     debootstrap = subprocess.run(
         ["dpkg-query", "-W", "-f=${Version}", "debootstrap"], capture_output=True, text=True, check=False
     ).stdout
-    return f"{Path(__file__).read_text()}\nmirror={MIRROR}\ndebootstrap={debootstrap}\n"
+    cas = "".join(f"{ca.name}\n{ca.read_text()}" for ca in local_cas())
+    return f"{Path(__file__).read_text()}\nmirror={MIRROR}\ndebootstrap={debootstrap}\n{cas}"
+
+
+def local_cas() -> list[Path]:
+    return sorted(LOCAL_CAS.glob("*.crt")) if LOCAL_CAS.is_dir() else []
+
+
+def trust_local_cas(rootfs: Path) -> None:
+    """The CAs this machine adds to its trust store, added to the base's (kept by later ca-certificates
+    upgrades, which rebuild the bundle from /usr/local/share/ca-certificates)."""
+    cas = local_cas()
+    if not cas:
+        return
+    target = rootfs / LOCAL_CAS.relative_to("/")
+    target.mkdir(parents=True, exist_ok=True)
+    for ca in cas:
+        shutil.copy2(ca, target / ca.name)
+    subprocess.run(["chroot", str(rootfs), "update-ca-certificates"], check=True, capture_output=True)
+    (rootfs / "etc/pip.conf").write_text(PIP_CONF)
+    (rootfs / "etc/uv").mkdir(exist_ok=True)
+    (rootfs / "etc/uv/uv.toml").write_text(UV_TOML)
 
 
 def debootstrap(rootfs: Path, log: Path) -> None:
@@ -190,6 +219,7 @@ def build_bases(buildah: Buildah, workdir: Path, out: Path, tag: str) -> Bases:
     try:
         rootfs = tree / "rootfs"
         debootstrap(rootfs, buildah.log)
+        trust_local_cas(rootfs)
         cc_rootfs(rootfs, tree / "cc")  # before slim(): it copies the copyright files
         slim(rootfs)
         label = f"org.opencontainers.image.description=modeldeploy local base: debootstrap {SUITE}"

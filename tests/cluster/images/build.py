@@ -121,16 +121,22 @@ def plan(work: Path, out: Path, base_tag: str, sidecar_binary: Path | None, name
 def build_iris(store: buildah.Buildah, work: Path, image: Image) -> None:
     """The way users build a model image: `bentoml build`, then `bentoml containerize` with buildah."""
     env = {"BENTOML_HOME": str(work / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
-    build_args = [str(bentoml_cli()), "build", str(IRIS), "--output", "tag"]
-    out = store.run("bentoml build", build_args, env)
+    out = store.run("bentoml build", [str(bentoml_cli()), "build", str(IRIS), "--output", "tag"], env)
     bento = out.strip().splitlines()[-1].removeprefix("__tag__:")
-    options = ["isolation=chroot", "pull-never"]
-    store.run(
-        "bentoml containerize",
-        [str(bentoml_cli()), "containerize", bento, "--backend", "buildah", "--image-tag", image.ref,
-         *(word for option in options for word in ("--opt", option))],
-        env,
-    )  # fmt: skip
+    # BentoML 1.4 copies the Bento into a temporary context and refuses a dockerfile_template there
+    # unless the working directory contains it and no part of its path starts with a dot (the cache
+    # is under ~/.cache): give it a temporary folder of its own and work from there.
+    scratch = Path(tempfile.mkdtemp(prefix="modeldeploy-containerize-", dir="/var/tmp"))
+    try:
+        store.run(
+            "bentoml containerize",
+            [str(bentoml_cli()), "containerize", bento, "--backend", "buildah", "--image-tag", image.ref,
+             "--opt", "isolation=chroot", "--opt", "pull-never"],
+            {**env, "TMPDIR": str(scratch)},
+            cwd=scratch,
+        )  # fmt: skip
+    finally:
+        buildah.remove_tree(scratch)
 
 
 def build(

@@ -80,7 +80,13 @@ class Buildah:
     def close(self) -> None:
         remove_tree(self.folder)
 
-    def run(self, step: str, args: Sequence[str], extra_env: Mapping[str, str] | None = None) -> str:
+    def run(
+        self,
+        step: str,
+        args: Sequence[str],
+        extra_env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> str:
         """Run a command (buildah or a tool that calls buildah) with this store; returns its standard
         output, which also goes to the log as it comes (with its standard error)."""
         env = {**self.env, **(extra_env or {})}
@@ -88,7 +94,9 @@ class Buildah:
         with self.log.open("a") as log:
             log.write(f"\n### {step}: {' '.join(args)}\n")
             log.flush()
-            with subprocess.Popen(list(args), env=env, stdout=subprocess.PIPE, stderr=log, text=True) as done:
+            with subprocess.Popen(
+                list(args), env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=log, text=True
+            ) as done:
                 assert done.stdout is not None
                 for line in done.stdout:
                     lines.append(line)
