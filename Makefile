@@ -11,7 +11,7 @@ KUBE_RELEASE := $(shell cat tests/cluster/controlplane/KUBE_VERSION 2>/dev/null 
 APT_PACKAGES := prometheus nginx-light lua5.4 lua5.1 wrk openssl buildah debootstrap containerd runc
 PYTEST       := $(PY) -m pytest
 
-.PHONY: help install install-system install-python cluster-build images test test-unit test-serving test-api \
+.PHONY: help install install-system install-python cluster-build test test-unit test-serving test-api \
         test-e2e lint crds crds-check chart chart-check bench demo cluster-up cluster-down cluster-gomod kind-up kind-down clean
 
 help: ## list targets
@@ -36,6 +36,7 @@ install-python: $(PY) ## the modeldeploy package (editable) with test tools, in 
 cluster-build: ## build (or reuse) the local control plane: kube-apiserver, controller-manager, scheduler, kubectl, etcd, KWOK
 	bash tests/cluster/build.sh
 
+.PHONY: images
 images: install-system install-python ## container images (modeldeploy, iris, sidecar) as OCI archives in $(CACHE)/images, by content hash
 	$(PY) -m tests.cluster.images.build
 
