@@ -8,7 +8,7 @@ PY           := $(VENV)/bin/python
 CACHE        := $(or $(MODELDEPLOY_CACHE),.cache)
 CLUSTER_BIN  := $(CACHE)/cluster/bin
 KUBE_RELEASE := $(shell cat tests/cluster/controlplane/KUBE_VERSION 2>/dev/null | sed 's/^v//')
-APT_PACKAGES := prometheus nginx-light wrk openssl chromium
+APT_PACKAGES := prometheus nginx-light wrk openssl chromium buildah debootstrap containerd runc
 PYTEST       := $(PY) -m pytest
 CARGO        ?= $(or $(shell command -v cargo 2>/dev/null),$(wildcard $(HOME)/.cargo/bin/cargo),cargo)
 SIDECAR_DIR  := sidecar
@@ -16,7 +16,7 @@ SIDECAR_DIR  := sidecar
 SIDECAR_TARGET := $(abspath $(CACHE))/sidecar/target
 SIDECAR_BIN  := $(SIDECAR_TARGET)/release/modeldeploy-sidecar
 
-.PHONY: help install install-system install-python cluster-build argocd-lua-build sidecar-build test test-sidecar test-unit \
+.PHONY: help install install-system install-python cluster-build argocd-lua-build sidecar-build test test-images test-sidecar test-unit \
         test-serving test-api test-e2e lint contract contract-check kube-schema crds crds-check chart chart-check bench demo \
         cluster-up cluster-down cluster-gomod kind-up kind-down clean
 
@@ -50,6 +50,10 @@ sidecar-build: ## build the Rust sidecar (release) into $(CACHE)/sidecar/target;
 	cd $(SIDECAR_DIR) && CARGO_TARGET_DIR=$(SIDECAR_TARGET) $(CARGO) build --release --locked
 	@echo "sidecar binary: $(SIDECAR_BIN)"
 
+.PHONY: images
+images: install-system install-python ## container images (modeldeploy, iris, sidecar) as OCI archives in $(CACHE)/images, by content hash
+	$(PY) -m tests.cluster.images.build
+
 cluster-gomod: ## regenerate tests/cluster/controlplane/go.mod for KUBE_RELEASE (e.g. make cluster-gomod KUBE_RELEASE=1.34.4)
 	$(PYTHON) tests/cluster/gen_gomod.py $(KUBE_RELEASE)
 	cd tests/cluster/controlplane && GOMODCACHE=$(CURDIR)/$(CACHE)/go/mod GOFLAGS=-mod=mod go mod tidy
@@ -57,7 +61,10 @@ cluster-gomod: ## regenerate tests/cluster/controlplane/go.mod for KUBE_RELEASE 
 test: install ## lint, then every test layer (unit, serving, cluster/api, e2e) — the command CI runs
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-sidecar
-	$(PYTEST) tests
+	$(PYTEST) tests -m "not images"
+
+test-images: images ## build the container images and run each in a private containerd (not yet in `make test`: no e2e test runs them yet)
+	$(PYTEST) tests/cluster/images -m images
 
 test-sidecar: ## cargo unit + property tests of the Rust sidecar (proptest runs a bounded number of cases)
 	cd $(SIDECAR_DIR) && CARGO_TARGET_DIR=$(SIDECAR_TARGET) $(CARGO) test --locked
