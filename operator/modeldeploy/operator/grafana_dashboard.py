@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from modeldeploy.operator.analysis.queries import DURATION, FEATURE_VALUES, GUARD, REQUESTS, SHADOW
+from modeldeploy.contract.metrics import DURATION, FEATURE_VALUES, GUARD, REQUESTS, SHADOW
 
 UID: Final = "modeldeploy-rollouts"
 TITLE: Final = "modeldeploy: model rollouts"

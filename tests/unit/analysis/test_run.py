@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from modeldeploy.contract.metrics import FEATURE_VALUES
 from modeldeploy.operator.analysis import queries as q
 from modeldeploy.operator.analysis.drift import DriftGate
 from modeldeploy.operator.analysis.prometheus import PrometheusClient
@@ -234,7 +235,7 @@ async def test_drift_adds_one_psi_check_per_feature(prom: tuple[QueryApi, Promet
 async def test_no_drift_gate_sends_no_feature_queries(prom: tuple[QueryApi, PrometheusClient]) -> None:
     api, client = prom
     await analyze(SPEC, "iris", "ml", CANARY.revision, STABLE.revision, "canary", client)
-    assert not [x for x in api.seen if q.FEATURE_VALUES in x]
+    assert not [x for x in api.seen if FEATURE_VALUES in x]
 
 
 async def test_a_sequential_canary_run_judges_counts_since_the_rollout_began(

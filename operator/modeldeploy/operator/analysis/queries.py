@@ -22,20 +22,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-REQUESTS = "modeldeploy_requests_total"
-DURATION = "modeldeploy_request_duration_seconds"
-SHADOW = "modeldeploy_shadow_requests_total"
-GUARD = "modeldeploy_guard_tripped"
-FEATURE_VALUES = "modeldeploy_input_feature_value"
-ERROR_CODES = "5.."
-COMPARED_RESULTS = ("match", "mismatch", "error")
-"""Shadow results that count as compared; `dropped` copies were never sent (the stable sidecar was busy)."""
-
-
-def promql_string(value: str) -> str:
-    """A PromQL double-quoted string literal for `value` (backslash and quote escaped)."""
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
+from modeldeploy.contract.metrics import (
+    COMPARED_RESULTS,
+    DURATION,
+    ERROR_CODES,
+    FEATURE_VALUES,
+    GUARD,
+    REQUESTS,
+    SHADOW,
+    promql_string,
+)
 
 
 def promql_duration(window: timedelta) -> str:

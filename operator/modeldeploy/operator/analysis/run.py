@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from modeldeploy.contract.metrics import COMPARED_RESULTS
 from modeldeploy.operator.analysis import drift as d
 from modeldeploy.operator.analysis import queries as q
 from modeldeploy.operator.analysis import sequential_verdict as sv
@@ -329,7 +330,7 @@ def _checks(
 
         def agreement(f: Fetched, shown: str) -> MetricVerdict:
             by_result = _result(f, plan.shadow_results()).by_label("result")
-            compared = sum(by_result.get(r, 0.0) for r in q.COMPARED_RESULTS)
+            compared = sum(by_result.get(r, 0.0) for r in COMPARED_RESULTS)
             return v.judge_shadow_agreement(by_result.get("match", 0.0), compared, minimum, judge, shown)
 
         add(

@@ -1,7 +1,8 @@
 """The Prometheus charts of one ModelDeployment: one series per revision over a time range.
 
-The queries read the sidecar metrics the operator's analysis reads (names from analysis/queries.py,
-documented in docs/serving.md) and count each request once, where it was served (`route="local"`).
+The queries read the sidecar metrics the operator's analysis reads (names from
+modeldeploy.contract.metrics, documented in docs/serving.md) and count each request once, where
+it was served (`route="local"`).
 They are range queries (`/api/v1/query_range`), so the charts show the rollout from before the
 dashboard started.
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from modeldeploy.operator.analysis.queries import (
+from modeldeploy.contract.metrics import (
     COMPARED_RESULTS,
     DURATION,
     ERROR_CODES,
