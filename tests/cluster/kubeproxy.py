@@ -7,6 +7,8 @@ crash cleanup, tests/cluster/node.py).
 
 from __future__ import annotations
 
+import re
+import shlex
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,24 @@ def proxy_component(*, binary: Path, run_dir: Path, log_dir: Path, config: dict[
     )
 
 
+def remove_kube_chains() -> None:
+    """Remove KUBE-* chains left after kube-proxy's cleanup (the kubelet's KUBE-FIREWALL) and their jumps."""
+    for table in ("filter", "nat", "mangle"):
+        save = subprocess.run(
+            ["iptables-save", "-t", table], capture_output=True, text=True, check=False
+        ).stdout
+        chains = re.findall(r"^:(KUBE-\S+) ", save, re.M)
+        for line in save.splitlines():
+            m = re.match(r"^-A (\S+) (.*-j (KUBE-\S+).*)$", line)
+            if m and not m.group(1).startswith("KUBE-"):
+                subprocess.run(
+                    ["iptables", "-t", table, "-D", m.group(1), *shlex.split(m.group(2))], check=False
+                )
+        for flag in ("-F", "-X"):
+            for chain in chains:
+                subprocess.run(["iptables", "-t", table, flag, chain], capture_output=True, check=False)
+
+
 def cleanup_rules(binary: Path, log: Path) -> None:
     """Remove kube-proxy's iptables (and nftables/ipvs) rules; safe when there are none."""
     with open(log, "ab") as out:
@@ -61,3 +81,4 @@ def cleanup_rules(binary: Path, log: Path) -> None:
             check=False,
             timeout=60,
         )
+    remove_kube_chains()

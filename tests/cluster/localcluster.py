@@ -197,7 +197,9 @@ class LocalCluster:
                 f"--secure-port={self.apiserver_port}",
                 f"--cert-dir={pki}",
                 f"--token-auth-file={tokens}",
-                "--authorization-mode=RBAC",
+                "--authorization-mode=Node,RBAC"
+                if self.real_node is not None
+                else "--authorization-mode=RBAC",
                 f"--service-account-key-file={sa_key}",
                 f"--service-account-signing-key-file={sa_key}",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",

@@ -209,8 +209,7 @@ class RealNode:
 
     def apiserver_args(self) -> list[str]:
         return [
-            # the node's identity is limited to its own node and Pods
-            "--authorization-mode=Node,RBAC",
+            # the node's identity is limited to its own node and Pods (with --authorization-mode=Node,RBAC)
             "--enable-admission-plugins=NodeRestriction",
             # `kubectl logs/exec`: reach the kubelet at its node IP (not the VM's hostname), verify
             # its serving certificate, present a client certificate the kubelet trusts

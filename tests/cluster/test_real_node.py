@@ -68,7 +68,7 @@ def ns(node_cluster: LocalCluster, api: ApiClient) -> Iterator[str]:
         core.delete_namespace(name, grace_period_seconds=0)
 
 
-def testbox(name: str, script: str, **spec: object) -> client.V1Pod:
+def busybox_pod(name: str, script: str, **spec: object) -> client.V1Pod:
     """A Pod of the node's busybox image running `script` with /bin/sh."""
     container = client.V1Container(
         name="main",
@@ -116,7 +116,7 @@ def test_pod_serves_through_its_cluster_ip_from_the_host_and_from_a_pod(
     )
     core.create_namespaced_pod(
         ns,
-        testbox(
+        busybox_pod(
             "web", WEB_SCRIPT, readiness_probe=probe, ports=[client.V1ContainerPort(container_port=8080)]
         ),
     )
@@ -145,7 +145,7 @@ def test_pod_serves_through_its_cluster_ip_from_the_host_and_from_a_pod(
     assert from_host() == "hello-from-web"
 
     # another Pod: the Service's DNS name through CoreDNS, then the ClusterIP through kube-proxy
-    core.create_namespaced_pod(ns, testbox("client", "exec sleep 3600"))
+    core.create_namespaced_pod(ns, busybox_pod("client", "exec sleep 3600"))
     wait_for(lambda: core.read_namespaced_pod("client", ns).status.phase == "Running", 60, "the client Pod")
     got = _kubectl_exec(
         node_cluster, ns, "client", "wget", "-q", "-O-", f"http://web.{ns}.svc.cluster.local/index.html"
@@ -153,16 +153,15 @@ def test_pod_serves_through_its_cluster_ip_from_the_host_and_from_a_pod(
     assert got.strip() == "hello-from-web"
     short = _kubectl_exec(node_cluster, ns, "client", "wget", "-q", "-O-", "http://web/index.html")
     assert short.strip() == "hello-from-web", "the namespace's search domain resolves the short name"
-    # a Pod reaching itself through its own Service (hairpin)
-    assert (
-        _kubectl_exec(node_cluster, ns, "web", "wget", "-q", "-O-", "http://web/index.html").strip()
-        == "hello-from-web"
-    )
+    # a Pod reaching itself through its own Service (hairpin); the full name, as the short one is
+    # the Pod's own hostname in its /etc/hosts
+    url = f"http://web.{ns}.svc.cluster.local/index.html"
+    assert _kubectl_exec(node_cluster, ns, "web", "wget", "-q", "-O-", url).strip() == "hello-from-web"
 
 
 def test_unknown_service_name_does_not_resolve(node_cluster: LocalCluster, api: ApiClient, ns: str) -> None:
     core = client.CoreV1Api(api)
-    core.create_namespaced_pod(ns, testbox("client", "exec sleep 3600"))
+    core.create_namespaced_pod(ns, busybox_pod("client", "exec sleep 3600"))
     wait_for(lambda: core.read_namespaced_pod("client", ns).status.phase == "Running", 60, "the client Pod")
     out = _kubectl(
         node_cluster, "exec", "-n", ns, "client", "--", "nslookup", f"nothing-here.{ns}.svc.cluster.local"
@@ -178,7 +177,7 @@ def test_pods_reach_the_api_server_with_their_service_account_token(
     node_cluster: LocalCluster, api: ApiClient, ns: str
 ) -> None:
     core = client.CoreV1Api(api)
-    core.create_namespaced_pod(ns, testbox("client", "exec sleep 3600"))
+    core.create_namespaced_pod(ns, busybox_pod("client", "exec sleep 3600"))
     wait_for(lambda: core.read_namespaced_pod("client", ns).status.phase == "Running", 60, "the client Pod")
     token = _kubectl_exec(
         node_cluster, ns, "client", "cat", "/var/run/secrets/kubernetes.io/serviceaccount/token"
@@ -196,7 +195,7 @@ def test_pods_reach_the_api_server_with_their_service_account_token(
 
 def test_kubelet_restarts_a_crashing_container(node_cluster: LocalCluster, api: ApiClient, ns: str) -> None:
     core = client.CoreV1Api(api)
-    core.create_namespaced_pod(ns, testbox("crasher", "echo crashing; exit 3"))
+    core.create_namespaced_pod(ns, busybox_pod("crasher", "echo crashing; exit 3"))
 
     def restarts() -> int:
         statuses = core.read_namespaced_pod("crasher", ns).status.container_statuses or []
@@ -215,7 +214,7 @@ def test_prestop_runs_before_sigterm_and_the_grace_period_is_honoured(api: ApiCl
     out_dir = Path(tempfile.mkdtemp(prefix="modeldeploy-prestop-"))
     try:
         grace = 5
-        pod = testbox(
+        pod = busybox_pod(
             "graceful",
             # ignores SIGTERM (records it), so only the grace period's SIGKILL ends it
             "trap 'date +%s > /out/sigterm' TERM; echo up > /out/started; while true; do sleep 0.2; done",
@@ -255,7 +254,7 @@ def test_prestop_runs_before_sigterm_and_the_grace_period_is_honoured(api: ApiCl
 
 def test_kubectl_logs_and_exec_reach_the_kubelet(node_cluster: LocalCluster, api: ApiClient, ns: str) -> None:
     core = client.CoreV1Api(api)
-    core.create_namespaced_pod(ns, testbox("talker", "echo line-one; echo line-two; exec sleep 3600"))
+    core.create_namespaced_pod(ns, busybox_pod("talker", "echo line-one; echo line-two; exec sleep 3600"))
     wait_for(lambda: core.read_namespaced_pod("talker", ns).status.phase == "Running", 60, "the Pod to run")
     wait_for(
         lambda: "line-two" in _kubectl(node_cluster, "logs", "-n", ns, "talker").stdout, 30, "the Pod's logs"
@@ -274,7 +273,7 @@ def test_a_users_image_archive_is_imported_and_runs(
     write_oci_archive(archive, ref, [ImageFile("/bin/busybox", source=Path("/bin/busybox"))], entrypoint=[])
     assert import_into_running_node(archive) == [ref]
     core = client.CoreV1Api(api)
-    pod = testbox("theirs", "echo it-is-their-image; exec /bin/busybox sleep 3600")
+    pod = busybox_pod("theirs", "echo it-is-their-image; exec /bin/busybox sleep 3600")
     pod.spec.containers[0].image = ref
     pod.spec.containers[0].command = [
         "/bin/busybox",
@@ -296,7 +295,7 @@ def test_stop_leaves_nothing_behind(node_cluster: LocalCluster, api: ApiClient, 
     # a Pod with a volume, a hostPort and a Service is running when the node stops
     core.create_namespaced_pod(
         ns,
-        testbox("busy", WEB_SCRIPT, ports=[client.V1ContainerPort(container_port=8080, host_port=18080)]),
+        busybox_pod("busy", WEB_SCRIPT, ports=[client.V1ContainerPort(container_port=8080, host_port=18080)]),
     )
     wait_for(lambda: core.read_namespaced_pod("busy", ns).status.phase == "Running", 60, "the Pod to run")
     real = node_cluster.real_node
