@@ -8,7 +8,12 @@ PY           := $(VENV)/bin/python
 CACHE        := $(or $(MODELDEPLOY_CACHE),.cache)
 CLUSTER_BIN  := $(CACHE)/cluster/bin
 KUBE_RELEASE := $(shell cat tests/cluster/controlplane/KUBE_VERSION 2>/dev/null | sed 's/^v//')
-APT_PACKAGES := prometheus nginx-light wrk openssl chromium buildah debootstrap containerd runc
+APT_PACKAGES := prometheus nginx-light wrk openssl chromium buildah debootstrap
+# the real node of the local cluster (tests/cluster/node.py): runtime, CNI plugins, kube-proxy's
+# iptables, the pause image's compiler, the test image's busybox
+APT_PACKAGES += containerd runc containernetworking-plugins iptables nftables conntrack iproute2 \
+                gcc libc6-dev busybox-static
+NODE         ?= real
 PYTEST       := $(PY) -m pytest
 CARGO        ?= $(or $(shell command -v cargo 2>/dev/null),$(wildcard $(HOME)/.cargo/bin/cargo),cargo)
 SIDECAR_DIR  := sidecar
@@ -18,7 +23,7 @@ SIDECAR_BIN  := $(SIDECAR_TARGET)/release/modeldeploy-sidecar
 
 .PHONY: help install install-system install-python cluster-build argocd-lua-build sidecar-build test test-images test-sidecar test-unit \
         test-serving test-api test-e2e lint contract contract-check kube-schema crds crds-check chart chart-check bench demo \
-        cluster-up cluster-down cluster-gomod kind-up kind-down clean
+        cluster-up cluster-down node-import cluster-gomod kind-up kind-down clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -39,7 +44,7 @@ $(PY):
 install-python: $(PY) ## the modeldeploy package (editable) with test tools and the iris example's BentoML, in .venv
 	$(PY) -m pip install -q -e '.[test,iris]'
 
-cluster-build: ## build (or reuse) the local control plane: kube-apiserver, controller-manager, scheduler, kubectl, etcd, KWOK
+cluster-build: ## build (or reuse) the local cluster: kube-apiserver, controller-manager, scheduler, kubelet, kube-proxy, kubectl, etcd, CoreDNS, KWOK
 	bash tests/cluster/build.sh
 
 argocd-lua-build: ## build (or reuse) argocd-lua: Argo CD's own Lua engine, for the health check and actions tests
@@ -56,7 +61,7 @@ images: install-system install-python ## container images (modeldeploy, iris, si
 
 cluster-gomod: ## regenerate tests/cluster/controlplane/go.mod for KUBE_RELEASE (e.g. make cluster-gomod KUBE_RELEASE=1.34.4)
 	$(PYTHON) tests/cluster/gen_gomod.py $(KUBE_RELEASE)
-	cd tests/cluster/controlplane && GOMODCACHE=$(CURDIR)/$(CACHE)/go/mod GOFLAGS=-mod=mod go mod tidy
+	cd tests/cluster/controlplane && GOMODCACHE=$(abspath $(CACHE))/go/mod GOFLAGS=-mod=mod go mod tidy
 
 test: install ## lint, then every test layer (unit, serving, cluster/api, e2e) — the command CI runs
 	$(MAKE) --no-print-directory lint
@@ -117,11 +122,15 @@ demo: install ## the local demo: canary promoted, then a bad revision rolled bac
 	@if [ -f demo/run.py ]; then $(PY) -m demo.run; else \
 	  echo "make demo: not yet available (the end-to-end demo lands with the SLO-analysis issue)"; exit 1; fi
 
-cluster-up: cluster-build ## start the local control plane for a person (prints the KUBECONFIG line)
-	$(PY) -m tests.cluster.localcluster up
+cluster-up: cluster-build ## start the local cluster with a real node (NODE=kwok: a fake one); prints the KUBECONFIG line
+	$(PY) -m tests.cluster.localcluster up --node $(NODE)
 
-cluster-down: ## stop the local control plane started by cluster-up
+cluster-down: ## stop the local cluster started by cluster-up (removes the node's Pods, network and mounts)
 	$(PY) -m tests.cluster.localcluster down
+
+node-import: ## import your image archive into the running real node: make node-import IMAGE=path/to/image.tar
+	@test -n "$(IMAGE)" || { echo "usage: make node-import IMAGE=path/to/image.tar (OCI or docker archive)"; exit 2; }
+	$(PY) -m tests.cluster.localcluster import $(IMAGE)
 
 kind-up: ## for users with Docker: a kind cluster with the CRD installed (not used by CI)
 	kind create cluster --name modeldeploy

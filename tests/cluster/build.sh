@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build the local control plane (tests/cluster/controlplane), KWOK (tests/cluster/kwok) and the
-# Helm client (tests/cluster/helm, for the chart tests) into $MODELDEPLOY_CACHE/cluster/bin.
+# Build the local control plane and node components (tests/cluster/controlplane: API server,
+# controller-manager, scheduler, kubelet, kube-proxy, kubectl, etcd), KWOK (tests/cluster/kwok)
+# and the Helm client (tests/cluster/helm, for the chart tests) into $MODELDEPLOY_CACHE/cluster/bin.
 # Go's module and build caches live in the same git-ignored folder, and a stamp of the inputs'
 # hash makes a second run a no-op.
 set -euo pipefail
@@ -37,6 +38,20 @@ else
   echo "$helm_want" > "$bin/.stamp-helm"
 fi
 
+# CoreDNS (the cluster DNS for the real node) is its own module with its own stamp too.
+coredns_hash() {
+  (cd "$here" && cat coredns/go.mod coredns/go.sum coredns/*.go build.sh; go version) | sha256sum | cut -c1-16
+}
+coredns_want=$(coredns_hash)
+if [[ -x $bin/coredns && "$(cat "$bin/.stamp-coredns" 2>/dev/null)" == "$coredns_want" ]]; then
+  echo "coredns: cached build $coredns_want in $bin"
+else
+  echo "coredns: building CoreDNS"
+  (cd "$here/coredns" && go build -trimpath -ldflags "-s -w" -o "$bin/coredns.new" .)
+  mv "$bin/coredns.new" "$bin/coredns"
+  echo "$coredns_want" > "$bin/.stamp-coredns"
+fi
+
 want=$(inputs_hash)
 if [[ -x $bin/controlplane && -x $bin/kwok && -f $bin/kwok-stages.yaml && "$(cat "$bin/.stamp" 2>/dev/null)" == "$want" ]]; then
   echo "control plane: cached build $want in $bin"
@@ -64,7 +79,7 @@ for stage in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-
 done > "$bin/kwok-stages.yaml"
 mv "$bin/controlplane.new" "$bin/controlplane"
 mv "$bin/kwok.new" "$bin/kwok"
-for name in kube-apiserver kube-controller-manager kube-scheduler kubectl etcd; do
+for name in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl etcd; do
   ln -sf controlplane "$bin/$name"
 done
 echo "$want" > "$bin/.stamp"

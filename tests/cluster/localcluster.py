@@ -1,17 +1,22 @@
-"""A real Kubernetes control plane on loopback, for tests and the local demo.
+"""A real Kubernetes control plane, with a real node or a KWOK fake node, for tests and the demo.
 
 Processes (all from the binaries `tests/cluster/build.sh` builds from upstream Go modules):
-embedded etcd, kube-apiserver, kube-controller-manager, kube-scheduler and KWOK, which
-plays the kubelet for one fake Node so Pods become Running and Ready without containers.
+embedded etcd, kube-apiserver, kube-controller-manager, kube-scheduler, and one node of a kind:
+
+- `node="kwok"`: KWOK plays the kubelet for one fake Node, so Pods become Running and Ready without
+  containers (the API server on loopback);
+- `node="real"`: containerd, kubelet, kube-proxy, CoreDNS and a CNI bridge run real Pods
+  (tests/cluster/node.py; the API server on the node IP, the bridge's gateway address).
 
 Admin access is a static token in the `system:masters` group, written into a kubeconfig.
 
-    with LocalCluster.start() as cluster:      # waits for /readyz and a Ready node
+    with LocalCluster.start(node="real") as cluster:   # waits for /readyz and a Ready node
         print(cluster.kubeconfig)
 
-CLI (used by `make cluster-up` / `make cluster-down`):
+CLI (used by `make cluster-up` / `make cluster-down` / `make node-import`):
 
-    python -m tests.cluster.localcluster up      # starts in the background, prints KUBECONFIG=...
+    python -m tests.cluster.localcluster up [--node real|kwok]  # in the background; prints KUBECONFIG=...
+    python -m tests.cluster.localcluster import IMAGE.tar        # an OCI/docker archive into the node
     python -m tests.cluster.localcluster down
 """
 
@@ -26,7 +31,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -41,6 +45,10 @@ from typing import Any
 
 import yaml
 
+from tests.cluster.kubeconfig import write_kubeconfig
+from tests.cluster.node import RealNode, import_into_running_node, stop_detached_node
+from tests.cluster.processes import ClusterError, free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("MODELDEPLOY_CACHE", ROOT / ".cache"))
 BIN = CACHE / "cluster" / "bin"
@@ -48,16 +56,8 @@ STATE_DIR = CACHE / "cluster" / "run"
 FAKE_NODE = "kwok-node-0"
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
-
-
-class ClusterError(RuntimeError):
-    """The local control plane could not be built, started or reached."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+NODE_KINDS = ("kwok", "real")
+__all__ = ["ClusterError", "LocalCluster", "free_port", "running_cluster"]
 
 
 def build(quiet: bool = False) -> None:
@@ -81,11 +81,14 @@ class LocalCluster:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     argvs: dict[str, list[str]] = field(default_factory=dict)
     owns_workdir: bool = False
+    node_kind: str = "kwok"
+    host: str = "127.0.0.1"
+    real_node: RealNode | None = None
 
     # ---- paths and addresses -------------------------------------------------------------
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.apiserver_port}"
+        return f"https://{self.host}:{self.apiserver_port}"
 
     @property
     def kubeconfig(self) -> Path:
@@ -114,10 +117,20 @@ class LocalCluster:
     # ---- lifecycle -----------------------------------------------------------------------
     @classmethod
     def start(
-        cls, workdir: Path | None = None, *, timeout: float = 120.0, apiserver_args: Sequence[str] = ()
+        cls,
+        workdir: Path | None = None,
+        *,
+        timeout: float = 120.0,
+        apiserver_args: Sequence[str] = (),
+        node: str = "kwok",
+        node_wait: float = 900.0,
     ) -> LocalCluster:
-        """Boot the control plane; `apiserver_args` are added to kube-apiserver's flags (e.g. audit)."""
-        for binary in ("controlplane", "kwok"):
+        """Boot the control plane and one node of the kind `node` ("kwok" or "real");
+        `apiserver_args` are added to kube-apiserver's flags (e.g. audit). A real node waits up to
+        `node_wait` s for another real node on this machine to stop (only one can run)."""
+        if node not in NODE_KINDS:
+            raise ClusterError(f"node kind {node!r}: expected one of {', '.join(NODE_KINDS)}")
+        for binary in ("controlplane", "kwok") if node == "kwok" else ("controlplane", "coredns"):
             if not (BIN / binary).exists():
                 raise ClusterError(f"{BIN / binary} is missing: run `make cluster-build` first")
         owns = workdir is None
@@ -129,8 +142,12 @@ class LocalCluster:
             apiserver_port=free_port(),
             token=secrets.token_hex(16),
             owns_workdir=owns,
+            node_kind=node,
         )
         try:
+            if node == "real":
+                cluster.real_node = RealNode(wd, CACHE, BIN, cluster.log_dir)
+                cluster.real_node.claim(node_wait)
             cluster._boot(timeout, tuple(apiserver_args))
         except BaseException:
             cluster.stop()
@@ -146,7 +163,14 @@ class LocalCluster:
         sa_key = pki / "sa.key"
         subprocess.run(["openssl", "genrsa", "-out", str(sa_key), "2048"], check=True, capture_output=True)
         tokens = self.workdir / "tokens.csv"
-        tokens.write_text(f'{self.token},admin,admin-uid,"system:masters"\n')
+        token_lines = [f'{self.token},admin,admin-uid,"system:masters"']
+        node_apiserver_args: list[str] = []
+        if self.real_node is not None:
+            self.real_node.prepare()  # the node IP exists from here on: the API server binds it
+            self.host = self.real_node.ip
+            token_lines += self.real_node.token_lines()
+            node_apiserver_args = self.real_node.apiserver_args()
+        tokens.write_text("\n".join(token_lines) + "\n")
         tokens.chmod(0o600)
 
         etcd_url = f"http://127.0.0.1:{self.etcd_port}"
@@ -168,12 +192,14 @@ class LocalCluster:
                 str(BIN / "controlplane"),
                 "kube-apiserver",
                 f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={self.host}",
+                f"--advertise-address={self.host}",
                 f"--secure-port={self.apiserver_port}",
                 f"--cert-dir={pki}",
                 f"--token-auth-file={tokens}",
-                "--authorization-mode=RBAC",
+                "--authorization-mode=Node,RBAC"
+                if self.real_node is not None
+                else "--authorization-mode=RBAC",
                 f"--service-account-key-file={sa_key}",
                 f"--service-account-signing-key-file={sa_key}",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -182,6 +208,7 @@ class LocalCluster:
                 "--profiling=false",
                 "--enable-priority-and-fairness=false",
                 "--event-ttl=1h",
+                *node_apiserver_args,
                 *apiserver_args,
             ],
         )
@@ -222,6 +249,13 @@ class LocalCluster:
                 f"--secure-port={free_port()}",
             ],
         )
+        if self.real_node is not None:
+            self.real_node.control_plane_pids = {name: proc.pid for name, proc in self.processes.items()}
+            self.real_node.start(
+                server=self.server, ca_file=self.ca_file, cache=CACHE, kubectl=self.kubectl, deadline=deadline
+            )
+            self.started_in = time.monotonic() - started
+            return
         self._spawn(
             "kwok",
             [
@@ -258,8 +292,13 @@ class LocalCluster:
     def _check_alive(self) -> None:
         for name, proc in self.processes.items():
             if proc.poll() is not None:
-                tail = (self.log_dir / f"{name}.log").read_text(errors="replace")[-3000:]
-                raise ClusterError(f"{name} exited with {proc.returncode}; last log lines:\n{tail}")
+                log = self.log_dir / f"{name}.log"
+                tail = log.read_text(errors="replace")[-3000:]
+                raise ClusterError(
+                    f"{name} exited with {proc.returncode} (log: {log}); last log lines:\n{tail}"
+                )
+        if self.real_node is not None:
+            self.real_node.check_alive()
 
     def _wait(self, url: str, deadline: float, what: str, *, auth: bool) -> None:
         ctx = ssl.create_default_context()
@@ -299,26 +338,9 @@ class LocalCluster:
         raise ClusterError(f"node {FAKE_NODE} did not become Ready (is KWOK running? see {self.log_dir})")
 
     def _write_kubeconfig(self) -> None:
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "modeldeploy-local",
-                    "cluster": {"server": self.server, "certificate-authority": str(self.ca_file)},
-                }
-            ],
-            "users": [{"name": "admin", "user": {"token": self.token}}],
-            "contexts": [
-                {
-                    "name": "modeldeploy-local",
-                    "context": {"cluster": "modeldeploy-local", "user": "admin", "namespace": "default"},
-                }
-            ],
-            "current-context": "modeldeploy-local",
-        }
-        self.kubeconfig.write_text(yaml.safe_dump(config))
-        self.kubeconfig.chmod(0o600)
+        write_kubeconfig(
+            self.kubeconfig, server=self.server, ca_file=self.ca_file, user="admin", token=self.token
+        )
 
     def restart_apiserver(
         self, sig: int = signal.SIGKILL, downtime: float = 0.0, timeout: float = 90.0
@@ -340,7 +362,15 @@ class LocalCluster:
         self._wait(f"{self.server}/readyz", time.monotonic() + timeout, "kube-apiserver", auth=True)
 
     def stop(self, grace: float = 10.0) -> None:
-        """Stop components in reverse start order; SIGTERM first, SIGKILL after `grace` seconds."""
+        """Stop the node (a real node removes its Pods, network and mounts), then the control plane
+        in reverse start order; SIGTERM first, SIGKILL after `grace` seconds."""
+        try:
+            if self.real_node is not None:
+                self.real_node.stop()
+        finally:
+            self._stop_control_plane(grace)
+
+    def _stop_control_plane(self, grace: float) -> None:
         for name in reversed(list(self.processes)):
             proc = self.processes[name]
             if proc.poll() is None:
@@ -420,17 +450,19 @@ def fake_node_manifest() -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def running_cluster(apiserver_args: Sequence[str] = ()) -> Iterator[LocalCluster]:
+def running_cluster(apiserver_args: Sequence[str] = (), node: str = "kwok") -> Iterator[LocalCluster]:
     build(quiet=True)
-    cluster = LocalCluster.start(apiserver_args=apiserver_args)
+    cluster = LocalCluster.start(
+        apiserver_args=apiserver_args, node=node, timeout=300 if node == "real" else 120
+    )
     try:
         yield cluster
     finally:
         cluster.stop()
 
 
-# ---- CLI for people: make cluster-up / cluster-down ----------------------------------------
-def _cmd_up() -> int:
+# ---- CLI for people: make cluster-up / cluster-down / node-import ---------------------------
+def _cmd_up(node: str) -> int:
     if (STATE_DIR / "state.json").exists():
         print(
             f"a cluster is already up (state in {STATE_DIR}); run `make cluster-down` first", file=sys.stderr
@@ -438,10 +470,16 @@ def _cmd_up() -> int:
         return 1
     build()
     STATE_DIR.mkdir(parents=True, exist_ok=True)
-    cluster = LocalCluster.start(STATE_DIR)
+    cluster = LocalCluster.start(STATE_DIR, node=node, timeout=300 if node == "real" else 120, node_wait=0)
     state = {name: proc.pid for name, proc in cluster.processes.items()}
-    (STATE_DIR / "state.json").write_text(json.dumps({"pids": state, "server": cluster.server}))
-    print(f"control plane up in {cluster.started_in:.1f}s at {cluster.server}; logs in {cluster.log_dir}")
+    (STATE_DIR / "state.json").write_text(json.dumps({"pids": state, "server": cluster.server, "node": node}))
+    if cluster.real_node is not None:
+        cluster.real_node.detach()
+        real = cluster.real_node
+        print(f"real node {real.name} Ready in {real.started_in:.1f}s at {real.ip}")
+        print(f"images imported: {', '.join(real.imported) or 'none (all were there already)'}")
+        print("import your own image: make node-import IMAGE=path/to/image.tar (OCI or docker archive)")
+    print(f"cluster up in {cluster.started_in:.1f}s at {cluster.server}; logs in {cluster.log_dir}")
     print(f"export KUBECONFIG={cluster.kubeconfig}")
     print(f"kubectl: {BIN / 'kubectl'} (matches the server's minor version)")
     return 0
@@ -452,6 +490,9 @@ def _cmd_down() -> int:
     if not state_file.exists():
         print("no local cluster is up")
         return 0
+    left = stop_detached_node(BIN / "controlplane")
+    if left:
+        print(f"real node stopped; cleaned up: {', '.join(left)}")
     pids: dict[str, int] = json.loads(state_file.read_text())["pids"]
     for name, pid in reversed(list(pids.items())):
         with contextlib.suppress(ProcessLookupError):
@@ -466,16 +507,35 @@ def _cmd_down() -> int:
     return 0
 
 
+def _cmd_import(archive: Path) -> int:
+    imported = import_into_running_node(archive)
+    print(f"imported into the real node: {', '.join(imported)}")
+    print("use it in a Pod with `imagePullPolicy: IfNotPresent` (or Never): the node pulls from no registry")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("action", choices=["up", "down", "build"])
+    sub = parser.add_subparsers(dest="action", required=True)
+    up = sub.add_parser("up", help="start the cluster in the background")
+    up.add_argument("--node", choices=NODE_KINDS, default="real", help="the node's kind (default: real)")
+    sub.add_parser("down", help="stop the cluster started by `up`")
+    sub.add_parser("build", help="build (or reuse) the binaries")
+    imp = sub.add_parser("import", help="import an OCI or docker image archive into the running real node")
+    imp.add_argument("archive", type=Path)
     args = parser.parse_args(argv)
-    if args.action == "build":
-        build()
-        return 0
-    return _cmd_up() if args.action == "up" else _cmd_down()
+    try:
+        if args.action == "build":
+            build()
+            return 0
+        if args.action == "import":
+            return _cmd_import(args.archive)
+        return _cmd_up(args.node) if args.action == "up" else _cmd_down()
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 // Command controlplane is one multi-call binary holding the upstream Kubernetes
-// control-plane commands plus an embedded etcd, for modeldeploy's local test cluster.
+// control-plane and node commands (kubelet, kube-proxy) plus an embedded etcd, for
+// modeldeploy's local test cluster.
 //
 // The command is chosen by the name it is called as (a symlink such as
 // kube-apiserver -> controlplane) or by its first argument:
@@ -9,6 +10,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,14 +24,19 @@ import (
 	kubectlutil "k8s.io/kubectl/pkg/cmd/util"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	kubeproxy "k8s.io/kubernetes/cmd/kube-proxy/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
 var commands = map[string]func() int{
 	"kube-apiserver":          func() int { return cli.Run(apiserver.NewAPIServerCommand()) },
 	"kube-controller-manager": func() int { return cli.Run(controllermanager.NewControllerManagerCommand()) },
 	"kube-scheduler":          func() int { return cli.Run(scheduler.NewSchedulerCommand()) },
+	"kubelet":                 func() int { return cli.Run(kubelet.NewKubeletCommand(context.Background())) },
+	"kube-proxy":              func() int { return cli.Run(kubeproxy.NewProxyCommand()) },
 	"kubectl":                 runKubectl,
+	"node-reset":              runNodeReset,
 	"etcd":                    runEtcd,
 }
 
@@ -61,5 +68,5 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: controlplane {kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|etcd} [flags]")
+	fmt.Fprintln(os.Stderr, "usage: controlplane {kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|kube-proxy|kubectl|etcd|node-reset} [flags]")
 }
