@@ -197,11 +197,13 @@ def test_kubelet_restarts_a_crashing_container(node_cluster: LocalCluster, api: 
     core = client.CoreV1Api(api)
     core.create_namespaced_pod(ns, busybox_pod("crasher", "echo crashing; exit 3"))
 
-    def restarts() -> int:
+    def backing_off_after_two_restarts() -> bool:
         statuses = core.read_namespaced_pod("crasher", ns).status.container_statuses or []
-        return int(statuses[0].restart_count) if statuses else 0
+        # Read `--previous` only while the kubelet waits out its back-off: while it starts the next
+        # instance, "previous" moves on and the logs read can belong to a container still starting.
+        return bool(statuses) and statuses[0].restart_count >= 2 and statuses[0].state.waiting is not None
 
-    wait_for(lambda: restarts() >= 2, 120, "the kubelet to restart the container twice")
+    wait_for(backing_off_after_two_restarts, 120, "the kubelet to restart the container twice and back off")
     status = core.read_namespaced_pod("crasher", ns).status.container_statuses[0]
     terminated = status.last_state.terminated
     assert terminated is not None and terminated.exit_code == 3
