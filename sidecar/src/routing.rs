@@ -8,6 +8,9 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+/// A backend's revision, URL and the rest of its object (for fields only some roles have).
+type BackendFields<'v> = (String, String, Option<&'v Map<String, Value>>);
+
 /// One problem in a routing table: the dotted field path and the message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FieldError {
@@ -392,11 +395,7 @@ impl Reader {
         }
     }
 
-    fn backend<'v>(
-        &mut self,
-        v: &'v Value,
-        path: &str,
-    ) -> Option<(String, String, Option<&'v Map<String, Value>>)> {
+    fn backend<'v>(&mut self, v: &'v Value, path: &str) -> Option<BackendFields<'v>> {
         let m = self.object(v, path)?;
         let revision = self
             .required(m, "revision", path)
@@ -479,15 +478,10 @@ impl Reader {
             sticky_ok = false;
             if let Some(s) = self.string(h, "stickyHeader", 0) {
                 let stripped = s.trim_matches(|c: char| c.is_whitespace());
-                if stripped.is_empty() || stripped.contains([' ', ':', '\t', '\r', '\n']) {
-                    self.err(
-                        "stickyHeader",
-                        format!(
-                            "stickyHeader must be a plain HTTP header name, got {}",
-                            py_str(&s)
-                        ),
-                    );
-                } else if http::HeaderName::from_bytes(stripped.as_bytes()).is_err() {
+                if stripped.is_empty()
+                    || stripped.contains([' ', ':', '\t', '\r', '\n'])
+                    || http::HeaderName::from_bytes(stripped.as_bytes()).is_err()
+                {
                     self.err(
                         "stickyHeader",
                         format!(

@@ -467,6 +467,17 @@ pub fn load(argv: &[String], environ: &HashMap<String, String>) -> Loaded {
     }))
 }
 
+/// Seconds the way Python's `{:g}` prints them (`1.5`, `60`).
+pub fn fmt_seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{}", s as u64)
+    } else {
+        let text = format!("{s:.6}");
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,16 +539,5 @@ mod tests {
         assert_eq!(s.max_body_bytes, 10 * 1024 * 1024);
         assert!(s.retry_methods.contains("POST"));
         assert_eq!(s.file_poll_interval, Duration::from_millis(200));
-    }
-}
-
-/// Seconds the way Python's `{:g}` prints them (`1.5`, `60`).
-pub fn fmt_seconds(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s.fract() == 0.0 {
-        format!("{}", s as u64)
-    } else {
-        let text = format!("{s:.6}");
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
