@@ -110,7 +110,11 @@ def test_enums_are_the_ones_the_api_server_serves(cluster: LocalCluster) -> None
                 live[(name, field)] = values
     source = kubeschema.module_dir() / kubeschema.ENUM_SOURCE_FILE
     assert live, "the API server serves no enums"
-    assert kubeschema.go_enums(source.read_text(encoding="utf-8")) == live
+    parsed = kubeschema.go_enums(source.read_text(encoding="utf-8"))
+    # Every enum the server serves is read from the Go definitions, with the same values. The Go
+    # source also has enums the server does not serve as a property's enum (types inlined into
+    # others, e.g. EphemeralContainerCommon; map values); none of them is in the Pod template.
+    assert {key: parsed.get(key) for key in live} == live
 
 
 def test_kubernetes_defaults_are_applied_and_zero_values_are_not(

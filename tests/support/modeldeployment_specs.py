@@ -487,7 +487,7 @@ INVALID_SPECS: tuple[InvalidSpec, ...] = (
             "template.spec.containers",
             [{"name": "exporter", "image": "a"}, {"name": "exporter", "image": "b"}],
         ),
-        'spec.template.spec.containers[1]: Duplicate value: map[string]interface {}{"name":"exporter"}',
+        'spec.template.spec.containers[1]: Duplicate value: {"name":"exporter"}',
         None,
     ),
     InvalidSpec(
