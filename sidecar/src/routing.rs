@@ -518,7 +518,7 @@ impl Reader {
         if let Some(c) = &canary {
             if c.revision == stable.revision {
                 self.err(
-                    "",
+                    "canary.revision",
                     format!(
                         "canary revision {} is the stable revision",
                         py_str(&c.revision)
@@ -579,7 +579,7 @@ impl Reader {
         let (window, max_error_ratio, min_requests) = (window?, ratio?, min?);
         if min_requests > window {
             self.err(
-                "guard",
+                "guard.minRequests",
                 format!("minRequests ({min_requests}) must not exceed window ({window})"),
             );
             return None;
@@ -632,10 +632,16 @@ impl Reader {
                 None
             }
         };
-        Some(ContractSettings {
+        let settings = ContractSettings {
             schema: schema?,
             policy: policy?,
-        })
+        };
+        // A schema that is not valid JSON Schema refuses the whole table (never a silent no-check).
+        if let Err(e) = crate::contract::Contract::new(settings.clone()) {
+            self.err(&join(path, "schema"), e.0);
+            return None;
+        }
+        Some(settings)
     }
 
     fn prediction_log(&mut self, v: &Value) -> Option<PredictionLogSettings> {
@@ -682,7 +688,10 @@ impl Reader {
         let (sample_rate, sink, file, max_body_bytes, redact) =
             (rate?, sink?, file?, max?, redact?);
         if sink == SinkKind::File && file.as_deref().unwrap_or("").is_empty() {
-            self.err(path, "predictionLog.path is required when sink is file");
+            self.err(
+                &join(path, "path"),
+                "predictionLog.path is required when sink is file",
+            );
             return None;
         }
         Some(PredictionLogSettings {
@@ -711,11 +720,18 @@ impl Reader {
             );
             return None;
         }
-        let mut features = Vec::new();
+        let mut features: Vec<DriftFeature> = Vec::new();
         let mut good = true;
         for (i, item) in items.iter().enumerate() {
             let fpath = format!("{path}.features.{i}");
             match self.feature(item, &fpath) {
+                Some(f) if features.iter().any(|seen| seen.name == f.name) => {
+                    self.err(
+                        &join(&fpath, "name"),
+                        format!("feature name {} appears twice", py_str(&f.name)),
+                    );
+                    good = false;
+                }
                 Some(f) => features.push(f),
                 None => good = false,
             }
@@ -730,7 +746,14 @@ impl Reader {
             .and_then(|n| self.string(n, &join(path, "name"), 1));
         let pointer = self
             .required(m, "path", path)
-            .and_then(|p| self.string(p, &join(path, "path"), 1));
+            .and_then(|p| self.string(p, &join(path, "path"), 1))
+            .and_then(|p| match crate::json_pointer::parse_pointer(&p) {
+                Ok(_) => Some(p),
+                Err(e) => {
+                    self.err(&join(path, "path"), e.0);
+                    None
+                }
+            });
         let bpath = join(path, "buckets");
         let buckets = match self.required(m, "buckets", path) {
             None => None,
@@ -841,7 +864,7 @@ mod tests {
             r#"{BASE},"guard":{{"window":3,"minRequests":4}}}}"#
         ))
         .unwrap_err();
-        assert_eq!(e.0[0].field, "guard");
+        assert_eq!(e.0[0].field, "guard.minRequests");
         let e = parse(&format!(r#"{BASE},"stickyHeader":"a b"}}"#)).unwrap_err();
         assert_eq!(e.0[0].field, "stickyHeader");
         let e = parse(r#"{"model":"iris","stable":{"revision":"a","url":"ftp://x"}}"#).unwrap_err();
