@@ -8,6 +8,9 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+/// The largest guard window (outcomes kept in memory per sidecar), as in the contract.
+pub const MAX_GUARD_WINDOW: u64 = 10_000;
+
 /// A backend's revision, URL and the rest of its object (for fields only some roles have).
 type BackendFields<'v> = (String, String, Option<&'v Map<String, Value>>);
 
@@ -566,7 +569,17 @@ impl Reader {
         let m = self.object(v, "guard")?;
         let window = match Self::opt(m, "window") {
             None => Some(20),
-            Some(w) => self.integer(w, "guard.window", 1),
+            Some(w) => self.integer(w, "guard.window", 1).and_then(|w| {
+                if w > MAX_GUARD_WINDOW {
+                    self.err(
+                        "guard.window",
+                        format!("Input should be less than or equal to {MAX_GUARD_WINDOW}"),
+                    );
+                    None
+                } else {
+                    Some(w)
+                }
+            }),
         };
         let ratio = match Self::opt(m, "maxErrorRatio") {
             None => Some(0.5),

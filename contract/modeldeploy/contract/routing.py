@@ -100,10 +100,16 @@ class Comparison(_Model):
     tolerance: float = Field(default=1e-6, ge=0, description="Absolute tolerance for numbers (numeric mode).")
 
 
+MAX_GUARD_WINDOW = 10_000
+"""A window is outcomes kept in memory per sidecar; larger ones only cost memory (and 2**63 crashed)."""
+
+
 class GuardSettings(_Model):
     """The sidecar's fast guard on canary errors (the operator still decides the durable rollback)."""
 
-    window: int = Field(default=20, ge=1, description="Latest canary-forwarded requests considered.")
+    window: int = Field(
+        default=20, ge=1, le=MAX_GUARD_WINDOW, description="Latest canary-forwarded requests considered."
+    )
     max_error_ratio: float = Field(
         default=0.5, ge=0, le=1, description="Trip when errors / requests in the window exceeds this."
     )
