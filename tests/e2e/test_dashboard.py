@@ -108,7 +108,10 @@ def test_dashboard_follows_a_rollout_and_a_rollback(env: E2EEnv, tmp_path: Path)
         )
         expect(card.locator("[data-metric=errorRate] circle.run").first).to_be_visible()
         expect(card.locator("[data-metric=errorRate] circle.breach")).to_have_count(0)
-        expect(card.locator("[data-chart=requests] line.promoted").first).to_be_visible(timeout=15 * SECONDS)
+        # A mark is a vertical SVG line (an empty bounding box, which Playwright calls hidden) and its
+        # label: the person sees the label; the line must be in the chart.
+        expect(card.locator("[data-chart=requests] text.promoted").first).to_be_visible(timeout=15 * SECONDS)
+        expect(card.locator("[data-chart=requests] line.promoted").first).to_be_attached()
         screenshot(card, tmp_path, "promoted")
 
         # A bad revision: 30% errors, rolled back by the analysis; the page says why and marks it.
@@ -127,7 +130,8 @@ def test_dashboard_follows_a_rollout_and_a_rollback(env: E2EEnv, tmp_path: Path)
         for metric in failed:
             expect(card.locator(f'[data-metric="{metric}"] circle.breach').first).to_be_visible()
             expect(card.locator(f'[data-metric="{metric}"] .latest')).to_contain_text("Fail")
-        expect(card.locator("[data-chart=errors] line.breach")).to_be_visible(timeout=15 * SECONDS)
+        expect(card.locator("[data-chart=errors] text.breach")).to_be_visible(timeout=15 * SECONDS)
+        expect(card.locator("[data-chart=errors] line.breach")).to_be_attached()
         expect(card.locator("[data-chart=errors] text.breach")).to_have_text("rolled back")
         expect(card.locator(f'[data-chart=errors] path[data-revision="{bad}"]')).to_have_count(1)
         last = card.get_by_test_id("history").locator("tr").last
