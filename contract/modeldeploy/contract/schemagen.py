@@ -11,12 +11,11 @@ model's validators and in the invalid tables of `contract/vectors/invalid/`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
+from modeldeploy.contract.generated_file import write_or_check
 from modeldeploy.contract.routing import RoutingTable
 
 SCHEMA_ID = "https://modeldeploy.io/schemas/routing-table.schema.json"
@@ -40,21 +39,13 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Generate the routing table's JSON Schema.")
-    parser.add_argument("output", type=Path, help="file to write, e.g. contract/routing-table.schema.json")
-    parser.add_argument("--check", action="store_true", help="only check the file is current (exit 1 if not)")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        if current != text:
-            print(f"{args.output} is stale: run `make contract`", file=sys.stderr)
-            return 1
-        return 0
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
-    print(f"wrote {args.output}")
-    return 0
+    return write_or_check(
+        render,
+        description="Generate the routing table's JSON Schema.",
+        example="contract/routing-table.schema.json",
+        make_target="contract",
+        argv=argv,
+    )
 
 
 if __name__ == "__main__":

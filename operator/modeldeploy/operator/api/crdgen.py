@@ -9,13 +9,12 @@ when the committed file differs from this module's output).
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from modeldeploy.contract.generated_file import write_or_check
 from modeldeploy.operator.api.resource import (
     CATEGORIES,
     GROUP,
@@ -153,21 +152,13 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Generate the ModelDeployment CRD from the API types.")
-    parser.add_argument("output", type=Path, help="file to write, e.g. crds/modeldeployment.yaml")
-    parser.add_argument("--check", action="store_true", help="only check the file is current (exit 1 if not)")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        if current != text:
-            print(f"{args.output} is stale: run `make crds`", file=sys.stderr)
-            return 1
-        return 0
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
-    print(f"wrote {args.output}")
-    return 0
+    return write_or_check(
+        render,
+        description="Generate the ModelDeployment CRD from the API types.",
+        example="crds/modeldeployment.yaml",
+        make_target="crds",
+        argv=argv,
+    )
 
 
 if __name__ == "__main__":
