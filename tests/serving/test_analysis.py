@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from modeldeploy.operator.analysis import psi
-from modeldeploy.operator.analysis.drift import DriftGate
+from modeldeploy.operator.analysis.checks.drift import DriftGate
 from modeldeploy.operator.analysis.prometheus import PrometheusClient
 from modeldeploy.operator.analysis.results import AnalysisOutcome, MetricVerdict, Verdict
 from modeldeploy.operator.analysis.run import SequentialSettings, analyze
