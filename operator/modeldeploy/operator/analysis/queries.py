@@ -85,10 +85,41 @@ def both_revisions(new: RevisionSelector, stable: RevisionSelector, *extra: str)
     return "{" + ",".join(parts) + "}"
 
 
-def requests_by_revision_query(new: RevisionSelector, stable: RevisionSelector, window: str) -> str:
-    """`requests_query` of both revisions in one query: one series per revision (`sum by (revision)`)."""
-    matchers = both_revisions(new, stable, 'route="local"')
-    return f"sum by (revision) (increase({REQUESTS}{matchers}[{window}]))"
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What one run's queries cover: the window (a PromQL duration) and the two revisions.
+
+    The status shows each revision's own query (to paste into Prometheus); the run *sends* one
+    query per metric that covers both revisions, grouped by revision, and picks each revision's
+    series from the answer (`Sent`). `all_models` (the default): the sent query covers every
+    ModelDeployment (`sum by (namespace, model, revision)`), so it is the same string for every
+    ModelDeployment whose window is the same, and Prometheus evaluates it once for all of them
+    (`prometheus.SHARE_ANSWERS_FOR`). False: only this ModelDeployment's two revisions
+    (`revision=~"<new>|<stable>"`), for windows no other ModelDeployment shares (the time since a
+    rollout began).
+    """
+
+    window: str
+    canary: RevisionSelector
+    stable: RevisionSelector
+    all_models: bool = True
+
+    def selector(self, metric: str, *extra: str) -> str:
+        """`metric{...}` over what the sent queries cover, with `extra` matchers."""
+        if not self.all_models:
+            return metric + both_revisions(self.canary, self.stable, *extra)
+        return metric + ("{" + ",".join(extra) + "}" if extra else "")
+
+    def by(self, *labels: str) -> str:
+        """The grouping of a sent query: the revision's identity, then `labels`."""
+        keys = ("namespace", "model", "revision") if self.all_models else ("revision",)
+        return "by (" + ", ".join((*keys, *labels)) + ")"
+
+
+def requests_sent(plan: Plan) -> str:
+    """`requests_query` of both revisions (or of every ModelDeployment) in one query."""
+    selector = plan.selector(REQUESTS, 'route="local"')
+    return f"sum {plan.by()} (increase({selector}[{plan.window}]))"
 
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")

@@ -24,7 +24,6 @@ from modeldeploy.operator.analysis.checks.base import (
     CheckKind,
     Missing,
     PhaseKind,
-    Plan,
     Run,
     Sequential,
 )
@@ -37,7 +36,7 @@ from modeldeploy.operator.analysis.prometheus import (
     PrometheusUnreachable,
     QueryResult,
 )
-from modeldeploy.operator.analysis.queries import RevisionSelector, promql_duration, query_window
+from modeldeploy.operator.analysis.queries import Plan, RevisionSelector, promql_duration, query_window
 from modeldeploy.operator.analysis.results import AnalysisOutcome, MetricVerdict
 from modeldeploy.operator.api.durations import parse_duration
 from modeldeploy.operator.api.rollout import AnalysisSpec
@@ -83,16 +82,19 @@ def plan_run(
     *,
     window: timedelta | None = None,
     min_window: timedelta = DEFAULT_MIN_WINDOW,
+    all_models: bool = True,
 ) -> Plan:
     """The window and revision selectors of a run (pure).
 
     The window is `window` if given, else `spec.interval`, and never less than `min_window`.
+    `all_models`: the sent queries cover every ModelDeployment (see `queries.Plan`).
     """
     span = query_window(window or parse_duration(spec.interval), min_window)
     return Plan(
         window=promql_duration(span),
         canary=RevisionSelector(name, namespace, canary_revision),
         stable=RevisionSelector(name, namespace, stable_revision),
+        all_models=all_models,
     )
 
 
@@ -173,6 +175,7 @@ async def analyze(
             stable_revision,
             window=sequential.since,
             min_window=min_window,
+            all_models=False,  # no other ModelDeployment's rollout began at the same moment
         )
         since = _sequential(spec, since_plan, sequential)
     run = Run(

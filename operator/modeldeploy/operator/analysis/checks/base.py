@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from modeldeploy.operator.analysis.judgement import Counts, Judge
-from modeldeploy.operator.analysis.prometheus import PrometheusError, QueryResult
-from modeldeploy.operator.analysis.queries import RevisionSelector
+from modeldeploy.operator.analysis.prometheus import PrometheusError, QueryResult, Sample
+from modeldeploy.operator.analysis.queries import Plan, RevisionSelector
 from modeldeploy.operator.analysis.results import MetricVerdict
 from modeldeploy.operator.api.rollout import AnalysisSpec
 
@@ -24,15 +24,6 @@ if TYPE_CHECKING:
     from modeldeploy.operator.analysis.checks.drift import DriftGate
 
 PhaseKind = Literal["canary", "shadow"]
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """The window every query of a run covers (a PromQL duration) and the two revisions' selectors."""
-
-    window: str
-    canary: RevisionSelector
-    stable: RevisionSelector
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +59,22 @@ class Missing(Exception):
     """A query of this metric had no usable answer; the message says why."""
 
 
+def _belongs(labels: Mapping[str, str], sel: RevisionSelector) -> bool:
+    """A series of `sel`'s revision: the labels a sent query groups by match (see `queries.Plan`)."""
+    return (
+        labels.get("revision") == sel.revision
+        and labels.get("model", sel.model) == sel.model
+        and labels.get("namespace", sel.namespace) == sel.namespace
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Answers:
-    """Prometheus' answers to the run's queries, read the ways the checks need them."""
+    """Prometheus' answers to the run's queries, read the ways the checks need them.
+
+    The sent queries are grouped by revision (and by ModelDeployment, see `queries.Plan`): a check
+    reads its revision's series with a `RevisionSelector`, and `labels` narrow them further.
+    """
 
     by_query: Mapping[str, QueryResult | PrometheusError]
 
@@ -87,28 +91,34 @@ class Answers:
         except ValueError as exc:
             raise Missing(str(exc)) from exc
 
-    def of_revision(self, query: str, revision: str) -> list[float]:
-        """The values of `revision`'s series in a `by (revision)` answer."""
-        return [x.value for x in self.result(query).samples if x.labels.get("revision") == revision]
+    def of_revision(self, query: str, sel: RevisionSelector, **labels: str) -> list[Sample]:
+        """`sel`'s series in a grouped answer (those whose `labels` match too)."""
+        return [
+            x
+            for x in self.result(query).samples
+            if _belongs(x.labels, sel) and all(x.labels.get(k) == v for k, v in labels.items())
+        ]
 
-    def count(self, query: str, revision: str) -> float:
+    def count(self, query: str, sel: RevisionSelector) -> float:
         """A revision's sum of increase(): no series means nothing was counted (0); NaN counts as 0 too."""
-        return sum(0.0 if math.isnan(x) else x for x in self.of_revision(query, revision))
+        return sum(0.0 if math.isnan(x.value) else x.value for x in self.of_revision(query, sel))
 
-    def revision_number(self, query: str, revision: str) -> float | None:
+    def revision_number(self, query: str, sel: RevisionSelector) -> float | None:
         """A revision's single number (None without a series)."""
-        values = self.of_revision(query, revision)
-        return values[0] if values else None
+        values = self.of_revision(query, sel)
+        return values[0].value if values else None
 
-    def counts(self, hits_query: str, total_query: str, revision: str) -> Counts:
-        return Counts(hits=self.count(hits_query, revision), total=self.count(total_query, revision))
+    def counts(self, hits_query: str, total_query: str, sel: RevisionSelector) -> Counts:
+        return Counts(hits=self.count(hits_query, sel), total=self.count(total_query, sel))
 
-    def buckets(self, query: str, revision: str) -> dict[float, float]:
-        """A revision's cumulative counts per `le` bound in a `by (revision, le)` answer."""
+    def by_label(self, query: str, sel: RevisionSelector, label: str) -> dict[str, float]:
+        """{label value: sample value} of a revision's series."""
+        return {x.labels.get(label, ""): x.value for x in self.of_revision(query, sel)}
+
+    def buckets(self, query: str, sel: RevisionSelector, **labels: str) -> dict[float, float]:
+        """A revision's cumulative counts per `le` bound in a `by (..., le)` answer."""
         out: dict[float, float] = {}
-        for sample in self.result(query).samples:
-            if sample.labels.get("revision") != revision:
-                continue
+        for sample in self.of_revision(query, sel, **labels):
             try:
                 out[float(sample.labels.get("le", ""))] = 0.0 if math.isnan(sample.value) else sample.value
             except ValueError:

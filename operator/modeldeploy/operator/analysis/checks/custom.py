@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 import re
 
-from modeldeploy.operator.analysis.checks.base import Answers, Check, Plan, Run
+from modeldeploy.operator.analysis.checks.base import Answers, Check, Run
 from modeldeploy.operator.analysis.judgement import inconclusive, verdict
-from modeldeploy.operator.analysis.queries import render_template, requests_by_revision_query
+from modeldeploy.operator.analysis.queries import Plan, render_template, requests_sent
 from modeldeploy.operator.analysis.results import MetricVerdict, Verdict
 from modeldeploy.operator.api.rollout import CustomMetric
 
@@ -49,8 +49,7 @@ def _check(metric: CustomMetric, variables: dict[str, str], plan: Plan) -> Check
 
         return Check(name, threshold, metric.query, (), unresolved)
     gate = metric.min_requests
-    requests = requests_by_revision_query(plan.canary, plan.stable, plan.window)
-    revision = plan.canary.revision
+    requests = requests_sent(plan)
 
     def judge(a: Answers) -> MetricVerdict:
         return judge_custom(
@@ -60,7 +59,7 @@ def _check(metric: CustomMetric, variables: dict[str, str], plan: Plan) -> Check
             high,
             resolved,
             unit=metric.unit,
-            served=a.count(requests, revision) if gate is not None else None,
+            served=a.count(requests, plan.canary) if gate is not None else None,
             min_requests=gate,
             window=plan.window,
         )

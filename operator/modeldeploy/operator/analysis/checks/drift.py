@@ -15,8 +15,9 @@ the metric `inputPSI/<feature>` from the two revisions' histogram bucket counts 
 
 Query: the sidecar's `modeldeploy_input_feature_value_bucket{feature, le}` histogram of each
 feature, counted by the sidecar that served the request (no `route` label: the canary's own sidecar
-for forwarded requests, the shadow's for shadow copies), one query for both revisions. See `psi` for
-the formula and the smoothing of empty buckets.
+for forwarded requests, the shadow's for shadow copies). The status shows one query per feature
+with both revisions side by side; the run sends one query for every feature (see `queries.Plan`).
+See `psi` for the formula and the smoothing of empty buckets.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from modeldeploy.contract.metrics import FEATURE_VALUES, promql_string
 from modeldeploy.operator.analysis import psi, stats
 from modeldeploy.operator.analysis.checks.base import Answers, Check, Run
 from modeldeploy.operator.analysis.judgement import Judge, inconclusive
-from modeldeploy.operator.analysis.queries import RevisionSelector, both_revisions
+from modeldeploy.operator.analysis.queries import Plan, RevisionSelector, both_revisions
 from modeldeploy.operator.analysis.results import MetricVerdict, Verdict
 from modeldeploy.operator.analysis.stats import p_text
 from modeldeploy.operator.api.guardrails import DriftSpec
@@ -73,6 +74,12 @@ def feature_buckets_query(new: RevisionSelector, stable: RevisionSelector, featu
     return f"sum by (revision, le) (increase({FEATURE_VALUES}_bucket{matchers}[{window}]))"
 
 
+def feature_buckets_sent(plan: Plan) -> str:
+    """Every feature's buckets of both revisions (or of every ModelDeployment) in one query."""
+    selector = plan.selector(f"{FEATURE_VALUES}_bucket")
+    return f"sum {plan.by('feature', 'le')} (increase({selector}[{plan.window}]))"
+
+
 def checks(run: Run) -> list[Check]:
     """One `inputPSI/<feature>` check per feature of the run's drift gate (none without a gate)."""
     gate = run.drift
@@ -83,13 +90,23 @@ def checks(run: Run) -> list[Check]:
 
 def _feature_check(feature: str, max_psi: float, run: Run) -> Check:
     plan, judge = run.plan, run.judge
-    query = feature_buckets_query(plan.canary, plan.stable, feature, plan.window)
-    new, old = plan.canary.revision, plan.stable.revision
+    shown, sent = (
+        feature_buckets_query(plan.canary, plan.stable, feature, plan.window),
+        feature_buckets_sent(plan),
+    )
+    new, old = plan.canary, plan.stable
 
     def psi_check(a: Answers) -> MetricVerdict:
-        return judge_input_psi(feature, a.buckets(query, new), a.buckets(query, old), max_psi, judge, query)
+        return judge_input_psi(
+            feature,
+            a.buckets(sent, new, feature=feature),
+            a.buckets(sent, old, feature=feature),
+            max_psi,
+            judge,
+            shown,
+        )
 
-    return Check(metric_name(feature), max_psi, query, (query,), psi_check)
+    return Check(metric_name(feature), max_psi, shown, (sent,), psi_check)
 
 
 @dataclass(frozen=True, slots=True)

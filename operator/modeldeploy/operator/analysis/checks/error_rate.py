@@ -1,7 +1,7 @@
 """Error-rate checks: `errorRate` (absolute limit) and `errorRateDeltaToStable` (against stable).
 
-Queries: the requests each revision served and those it answered with a 5xx, one query each for
-both revisions (`sum by (revision)`); the status shows the revision's error ratio.
+Queries: the requests each revision served and those it answered with a 5xx, one query each that
+covers both revisions (see `queries.Plan`); the status shows the revision's error ratio.
 
 Fixed rules (`analysis.method: fixed`, and shadow steps), over the run's window:
 
@@ -29,7 +29,7 @@ import math
 from modeldeploy.contract.metrics import ERROR_CODES, REQUESTS, promql_string
 from modeldeploy.operator.analysis import sequential as s
 from modeldeploy.operator.analysis import stats
-from modeldeploy.operator.analysis.checks.base import Answers, Check, Plan, Run
+from modeldeploy.operator.analysis.checks.base import Answers, Check, Run
 from modeldeploy.operator.analysis.judgement import (
     SINCE,
     Counts,
@@ -38,12 +38,7 @@ from modeldeploy.operator.analysis.judgement import (
     percent,
     verdict,
 )
-from modeldeploy.operator.analysis.queries import (
-    RevisionSelector,
-    both_revisions,
-    requests_by_revision_query,
-    requests_query,
-)
+from modeldeploy.operator.analysis.queries import Plan, RevisionSelector, requests_query, requests_sent
 from modeldeploy.operator.analysis.results import MetricVerdict, Verdict
 from modeldeploy.operator.analysis.stats import p_text
 
@@ -61,10 +56,10 @@ def error_ratio_query(sel: RevisionSelector, window: str) -> str:
     return f"{errors_query(sel, window)} / {requests_query(sel, window)}"
 
 
-def errors_by_revision_query(new: RevisionSelector, stable: RevisionSelector, window: str) -> str:
-    """`errors_query` of both revisions in one query."""
-    matchers = both_revisions(new, stable, 'route="local"', f"code=~{promql_string(ERROR_CODES)}")
-    return f"sum by (revision) (increase({REQUESTS}{matchers}[{window}]))"
+def errors_sent(plan: Plan) -> str:
+    """`errors_query` of both revisions (or of every ModelDeployment) in one query."""
+    selector = plan.selector(REQUESTS, 'route="local"', f"code=~{promql_string(ERROR_CODES)}")
+    return f"sum {plan.by()} (increase({selector}[{plan.window}]))"
 
 
 def _delta_shown(plan: Plan) -> str:
@@ -79,10 +74,7 @@ def checks(run: Run) -> list[Check]:
     seq = run.sequential
     plan = seq.plan if seq is not None else run.plan
     c, st = plan.canary, plan.stable
-    errors, requests = (
-        errors_by_revision_query(c, st, plan.window),
-        requests_by_revision_query(c, st, plan.window),
-    )
+    errors, requests = errors_sent(plan), requests_sent(plan)
     needs = (errors, requests)
     out: list[Check] = []
     if slo.error_rate is not None:
@@ -92,15 +84,13 @@ def checks(run: Run) -> list[Check]:
             j = seq.judge
 
             def rate(a: Answers) -> MetricVerdict:
-                return judge_error_rate_sequential(
-                    a.count(errors, c.revision), a.count(requests, c.revision), limit, j, shown
-                )
+                return judge_error_rate_sequential(a.count(errors, c), a.count(requests, c), limit, j, shown)
 
         else:
             fixed = run.judge
 
             def rate(a: Answers) -> MetricVerdict:
-                return judge_error_rate(a.counts(errors, requests, c.revision), limit, fixed, shown)
+                return judge_error_rate(a.counts(errors, requests, c), limit, fixed, shown)
 
         out.append(Check(ERROR_RATE, limit, shown, needs, rate))
     if slo.max_error_rate_delta_to_stable is not None:
@@ -111,10 +101,10 @@ def checks(run: Run) -> list[Check]:
 
             def versus(a: Answers) -> MetricVerdict:
                 return judge_error_rate_delta_sequential(
-                    a.count(errors, c.revision),
-                    a.count(requests, c.revision),
-                    a.count(errors, st.revision),
-                    a.count(requests, st.revision),
+                    a.count(errors, c),
+                    a.count(requests, c),
+                    a.count(errors, st),
+                    a.count(requests, st),
                     delta,
                     j,
                     shown_delta,
@@ -126,8 +116,8 @@ def checks(run: Run) -> list[Check]:
 
             def versus(a: Answers) -> MetricVerdict:
                 return judge_error_rate_delta(
-                    a.counts(errors, requests, c.revision),
-                    a.counts(errors, requests, st.revision),
+                    a.counts(errors, requests, c),
+                    a.counts(errors, requests, st),
                     delta,
                     fixed,
                     shown_delta,

@@ -13,7 +13,7 @@ import math
 from modeldeploy.contract.metrics import GUARD
 from modeldeploy.operator.analysis.checks.base import Answers, Check, Run
 from modeldeploy.operator.analysis.judgement import verdict
-from modeldeploy.operator.analysis.queries import RevisionSelector
+from modeldeploy.operator.analysis.queries import Plan, RevisionSelector
 from modeldeploy.operator.analysis.results import MetricVerdict, Verdict
 
 GUARD_TRIPPED = "guardTripped"
@@ -24,16 +24,21 @@ def guard_tripped_query(sel: RevisionSelector, window: str) -> str:
     return f"max(max_over_time({GUARD}{sel.matchers()}[{window}]))"
 
 
+def guard_tripped_sent(plan: Plan) -> str:
+    """`guard_tripped_query` of both revisions (or of every ModelDeployment) in one query."""
+    return f"max {plan.by()} (max_over_time({plan.selector(GUARD)}[{plan.window}]))"
+
+
 def checks(run: Run) -> list[Check]:
     if run.phase_kind != "canary":
         return []
     canary = run.plan.canary
-    query = guard_tripped_query(canary, run.plan.window)
+    shown, sent = guard_tripped_query(canary, run.plan.window), guard_tripped_sent(run.plan)
 
     def tripped(a: Answers) -> MetricVerdict:
-        return judge_guard(a.number(query), canary.revision, query)
+        return judge_guard(a.revision_number(sent, canary), canary.revision, shown)
 
-    return [Check(GUARD_TRIPPED, 1.0, query, (query,), tripped)]
+    return [Check(GUARD_TRIPPED, 1.0, shown, (sent,), tripped)]
 
 
 def judge_guard(value: float | None, revision: str, query: str) -> MetricVerdict:

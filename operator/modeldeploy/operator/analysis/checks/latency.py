@@ -1,7 +1,8 @@
 """Latency checks: `latencyDistribution` (sequential), `latencyP99` and `latencyP99RatioToStable`.
 
 Queries: the sidecar's request-duration histogram of the requests each revision served, one query
-for both revisions (`by (revision, le)`), as bucket counts and as the p99 `histogram_quantile`.
+that covers both revisions (`by (..., le)`, see `queries.Plan`), as bucket counts and as the p99
+`histogram_quantile`.
 
 - `latencyP99` against `slo.latencyP99`: fails only when significantly more than 1% of requests were
   slower than the limit (counted from the histogram buckets, exact binomial test); a p99 over the
@@ -32,11 +33,7 @@ from modeldeploy.operator.analysis.judgement import (
     seconds_text,
     verdict,
 )
-from modeldeploy.operator.analysis.queries import (
-    RevisionSelector,
-    both_revisions,
-    requests_by_revision_query,
-)
+from modeldeploy.operator.analysis.queries import Plan, RevisionSelector, requests_sent
 from modeldeploy.operator.analysis.results import MetricVerdict, Verdict
 from modeldeploy.operator.analysis.stats import p_text
 from modeldeploy.operator.api.durations import parse_duration
@@ -62,19 +59,17 @@ def latency_buckets_query(sel: RevisionSelector, window: str) -> str:
     return f"sum by (le) (increase({DURATION}_bucket{sel.served()}[{window}]))"
 
 
-def latency_buckets_by_revision_query(new: RevisionSelector, stable: RevisionSelector, window: str) -> str:
-    """`latency_buckets_query` of both revisions in one query (`sum by (revision, le)`)."""
-    matchers = both_revisions(new, stable, 'route="local"')
-    return f"sum by (revision, le) (increase({DURATION}_bucket{matchers}[{window}]))"
+def latency_buckets_sent(plan: Plan) -> str:
+    """`latency_buckets_query` of both revisions (or of every ModelDeployment) in one query."""
+    selector = plan.selector(f"{DURATION}_bucket", 'route="local"')
+    return f"sum {plan.by('le')} (increase({selector}[{plan.window}]))"
 
 
-def latency_quantile_by_revision_query(
-    new: RevisionSelector, stable: RevisionSelector, window: str, quantile: float = 0.99
-) -> str:
-    """`latency_quantile_query` of both revisions in one query: one series per revision."""
-    matchers = both_revisions(new, stable, 'route="local"')
-    rates = f"rate({DURATION}_bucket{matchers}[{window}])"
-    return f"histogram_quantile({quantile:g}, sum by (revision, le) ({rates}))"
+def latency_quantiles_sent(plan: Plan, quantile: float = 0.99) -> str:
+    """`latency_quantile_query` of both revisions (or of every ModelDeployment): one series each."""
+    selector = plan.selector(f"{DURATION}_bucket", 'route="local"')
+    rates = f"rate({selector}[{plan.window}])"
+    return f"histogram_quantile({quantile:g}, sum {plan.by('le')} ({rates}))"
 
 
 def checks(run: Run) -> list[Check]:
@@ -85,13 +80,13 @@ def checks(run: Run) -> list[Check]:
         since = seq.plan
         allowed, j, tolerance = seq.latency_delta, seq.judge, seq.tolerance
         c, st = since.canary, since.stable
-        all_since = latency_buckets_by_revision_query(c, st, since.window)
+        all_since = latency_buckets_sent(since)
         shown = f"{latency_buckets_query(c, since.window)} vs {latency_buckets_query(st, since.window)}"
 
         def distribution(a: Answers) -> MetricVerdict:
             return judge_latency_distribution(
-                a.buckets(all_since, c.revision),
-                a.buckets(all_since, st.revision),
+                a.buckets(all_since, c),
+                a.buckets(all_since, st),
                 allowed,
                 j,
                 shown,
@@ -101,28 +96,28 @@ def checks(run: Run) -> list[Check]:
         out.append(Check(LATENCY_DISTRIBUTION, allowed, shown, (all_since,), distribution))
     slo, plan, judge = run.spec.slo, run.plan, run.judge
     c, st, w = plan.canary, plan.stable, plan.window
-    p99s, buckets = latency_quantile_by_revision_query(c, st, w), latency_buckets_by_revision_query(c, st, w)
+    p99s, buckets = latency_quantiles_sent(plan), latency_buckets_sent(plan)
     if slo.latency_p99 is not None:
         seconds = parse_duration(slo.latency_p99).total_seconds()
         shown_p99 = latency_quantile_query(c, w)
 
         def p99(a: Answers) -> MetricVerdict:
             return judge_latency_p99(
-                a.revision_number(p99s, c.revision), a.buckets(buckets, c.revision), seconds, judge, shown_p99
+                a.revision_number(p99s, c), a.buckets(buckets, c), seconds, judge, shown_p99
             )
 
         out.append(Check(LATENCY_P99, seconds, shown_p99, (p99s, buckets), p99))
     if slo.max_latency_ratio_to_stable is not None:
         ratio = slo.max_latency_ratio_to_stable
-        requests = requests_by_revision_query(c, st, w)
+        requests = requests_sent(plan)
         shown_ratio = f"{latency_quantile_query(c, w)} / {latency_quantile_query(st, w)}"
 
         def versus(a: Answers) -> MetricVerdict:
             return judge_latency_ratio(
-                a.revision_number(p99s, c.revision),
-                a.revision_number(p99s, st.revision),
-                a.count(requests, c.revision),
-                a.count(requests, st.revision),
+                a.revision_number(p99s, c),
+                a.revision_number(p99s, st),
+                a.count(requests, c),
+                a.count(requests, st),
                 ratio,
                 judge,
                 shown_ratio,

@@ -1,9 +1,10 @@
 """`shadowAgreement` (shadow steps with `shadowAgreementMin`): the share of compared shadow copies
 whose response matched stable's.
 
-Query: the shadow copies sent to the revision, by comparison result, counted by the stable sidecar
-that sent them (`dropped` copies were not compared). Judged like the error rate: disagreements are
-the hits, and a one-sided exact test must show the agreement is below the minimum to fail.
+Query: the shadow copies sent to the revision, by comparison result (one query that covers both
+revisions, see `queries.Plan`), counted by the stable sidecar that sent them (`dropped` copies were
+not compared). Judged like the error rate: disagreements are the hits, and a one-sided exact test
+must show the agreement is below the minimum to fail.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from modeldeploy.contract.metrics import COMPARED_RESULTS, SHADOW, promql_string
 from modeldeploy.operator.analysis import stats
 from modeldeploy.operator.analysis.checks.base import Answers, Check, Run
 from modeldeploy.operator.analysis.judgement import Counts, Judge, percent, verdict
-from modeldeploy.operator.analysis.queries import RevisionSelector
+from modeldeploy.operator.analysis.queries import Plan, RevisionSelector
 from modeldeploy.operator.analysis.results import MetricVerdict, Verdict
 from modeldeploy.operator.analysis.stats import p_text
 
@@ -33,16 +34,21 @@ def shadow_agreement_query(sel: RevisionSelector, window: str) -> str:
     return f"{matched} / {total}"
 
 
+def shadow_results_sent(plan: Plan) -> str:
+    """`shadow_results_query` of both revisions (or of every ModelDeployment) in one query."""
+    return f"sum {plan.by('result')} (increase({plan.selector(SHADOW)}[{plan.window}]))"
+
+
 def checks(run: Run) -> list[Check]:
     minimum = run.spec.shadow_agreement_min
     if run.phase_kind != "shadow" or minimum is None:
         return []
     shadow, window, judge = run.plan.canary, run.plan.window, run.judge
-    results = shadow_results_query(shadow, window)
+    results = shadow_results_sent(run.plan)
     shown = shadow_agreement_query(shadow, window)
 
     def agreement(a: Answers) -> MetricVerdict:
-        by_result = a.result(results).by_label("result")
+        by_result = a.by_label(results, shadow, "result")
         compared = sum(by_result.get(r, 0.0) for r in COMPARED_RESULTS)
         return judge_shadow_agreement(by_result.get("match", 0.0), compared, minimum, judge, shown)
 

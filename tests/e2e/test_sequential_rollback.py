@@ -1,0 +1,56 @@
+"""End to end under analysis.method sequential: a revision failing 30% of requests is cut by the first
+conclusive sequential test, long before failureLimit (10 runs) would allow."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.cluster.localcluster import LocalCluster
+from tests.support.e2e_env import E2EEnv
+from tests.support.e2e_scenarios import deploy_stable, new_revision_spec, watch_rollback
+
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
+
+FAILURE_LIMIT = 10
+
+
+@pytest.fixture(scope="module")
+def env(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EEnv]:
+    e2e = E2EEnv(cluster, tmp_path_factory.mktemp("e2e")).start()
+    try:
+        yield e2e
+    finally:
+        e2e.stop()
+
+
+def test_a_conclusive_sequential_failure_rolls_back_without_waiting_for_failure_limit(env: E2EEnv) -> None:
+    name = "seq-errors"
+    analysis = {
+        "method": "sequential",
+        "interval": "2s",
+        "failureLimit": FAILURE_LIMIT,
+        "minRequests": 20,
+        "slo": {"errorRate": 0.05},
+    }
+    steps = [{"canary": {"weight": 30, "duration": "60s"}}, {"canary": {"weight": 60, "duration": "60s"}}]
+    stable = deploy_stable(env, name, analysis=analysis, steps=steps)
+    load = env.start_load(name)
+    env.wait(lambda: load.by_revision().get(stable, 0) > 10, 30, "traffic served by stable")
+    env.patch_spec(name, new_revision_spec(env, name, variant="b", env={"IRIS_FAIL_RATE": "0.3"}))
+    marks = watch_rollback(env, name, stable, timeout=120)
+    load.stop()
+
+    status = env.status(name)
+    assert status["stableRevision"] == stable and status.get("abortedRevision") not in (None, stable)
+    assert status["analysis"]["consecutiveFailures"] < FAILURE_LIMIT, status["analysis"]
+    proved = [r for r in status["analysis"]["results"] if r["verdict"] == "Fail" and r.get("conclusive")]
+    assert [r["metric"] for r in proved] == ["errorRate"], status["analysis"]["results"]
+    assert "since the rollout began" in proved[0]["message"] and "conclusive (e=" in proved[0]["message"]
+    rolled_back = next(c for c in status["conditions"] if c["type"] == "RolledBack")
+    assert "no failureLimit wait" in rolled_back["message"], rolled_back["message"]
+    warnings = [m for type_, reason, m in env.events(name) if type_ == "Warning" and reason == "RolledBack"]
+    assert any("conclusive (e=" in m and "95% sequence" in m for m in warnings), warnings
+    # 10 failed runs 2 s apart would take at least 18 s after the first one
+    assert marks["traffic_cut"] - marks["breach_start"] < 2 * (FAILURE_LIMIT - 1), marks
