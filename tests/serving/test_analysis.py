@@ -19,13 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from modeldeploy.operator.analysis import psi
-from modeldeploy.operator.analysis.drift import DriftGate
+from modeldeploy.operator.analysis.checks.drift import DriftGate
 from modeldeploy.operator.analysis.prometheus import PrometheusClient
 from modeldeploy.operator.analysis.results import AnalysisOutcome, MetricVerdict, Verdict
 from modeldeploy.operator.analysis.run import SequentialSettings, analyze
 from modeldeploy.operator.api import AnalysisSpec
+from tests.serving.process_base import http
 from tests.serving.processes import (
     PYTHON,
     ROOT,
@@ -296,3 +298,63 @@ async def test_sequential_stable_against_itself_passes(client: PrometheusClient)
     )
     assert outcome.verdict is Verdict.PASS, outcome.summary
     assert outcome.conclusive_failures == ()
+
+
+def evaluated_queries(prom: PrometheusProc) -> float:
+    """Instant queries Prometheus has answered: its own `prometheus_http_requests_total` (from /metrics)."""
+    status, _, body = http("GET", f"{prom.url}/metrics")
+    assert status == 200
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+        if sample.name == "prometheus_http_requests_total" and sample.labels.get("handler") == "/api/v1/query"
+    )
+
+
+# (model, revision under test, stable revision): the two real models, and models without data yet
+MODELS = [
+    ("iris", CANARY, STABLE),
+    ("quiet", "quiet00001", "nonexistent"),
+    *[(f"model{i}", f"new{i:06d}", f"old{i:06d}") for i in range(3, 9)],
+]
+
+
+@pytest.mark.parametrize("sharing", [True, False], ids=["shared", "unshared"])
+async def test_the_queries_prometheus_evaluates_do_not_grow_with_the_number_of_modeldeployments(
+    setup: Setup, sharing: bool
+) -> None:
+    """One interval of canary runs of 1, 2 and 8 ModelDeployments, counted by Prometheus itself.
+
+    Shared (the operator's clients): every ModelDeployment's run sends the same all-models queries,
+    and Prometheus evaluates each once (here the client keeps answers for 60 s so a slow machine
+    cannot stretch the 8 runs past it; the operator keeps them 1 s, see docs/analysis.md).
+    Unshared: the same queries evaluated once per ModelDeployment.
+    """
+    spec = SPEC.model_copy(update={"metrics": [], "shadow_agreement_min": None})
+    evaluated: dict[int, float] = {}
+    for count in (1, 2, 8):
+        async with PrometheusClient(setup.prom.url, share_answers_for=60 if sharing else 0) as client:
+            before = evaluated_queries(setup.prom)
+            for name, new, old in MODELS[:count]:
+                await analyze(spec, name, "ml", new, old, "canary", client, min_window=WINDOW)
+            evaluated[count] = evaluated_queries(setup.prom) - before
+    # requests, errors, p99s and buckets of every revision, and the guard: 5 queries per interval
+    per_run = 5
+    if sharing:
+        assert evaluated == {1: per_run, 2: per_run, 8: per_run}
+    else:
+        assert evaluated == {1: per_run, 2: 2 * per_run, 8: 8 * per_run}
+
+
+async def test_shared_answers_still_judge_each_modeldeployment_on_its_own_series(setup: Setup) -> None:
+    spec = SPEC.model_copy(update={"metrics": [], "shadow_agreement_min": None})
+    async with PrometheusClient(setup.prom.url, share_answers_for=60) as client:
+        iris = await analyze(spec, "iris", "ml", CANARY, STABLE, "canary", client, min_window=WINDOW)
+        quiet = await analyze(
+            spec, "quiet", "ml", "quiet00001", "nonexistent", "canary", client, min_window=WINDOW
+        )
+    assert by_metric(iris)["errorRate"].value == pytest.approx(0.3, rel=1e-9)
+    assert by_metric(quiet)["errorRate"].value == pytest.approx(0.5, rel=1e-9)
+    assert by_metric(iris)["latencyP99RatioToStable"].verdict is Verdict.FAIL
+    assert "requests in 10s (minRequests 50)" in by_metric(quiet)["errorRate"].message

@@ -36,12 +36,16 @@ def watch_rollback(env: E2EEnv, name: str, stable: str, timeout: float) -> dict[
 
     The breach starts when the routing table sends the new revision traffic AND one of its pods
     serves (KWOK reports pods Ready at once; the harness knows when the processes really are).
+    Each poll reads the status before the routing table: the operator writes the routing table
+    first, so a RolledBack status is always read with the cut routing table of the same poll (read
+    the other way round, a rollback written between the two reads was seen without its cut).
     """
     marks: dict[str, float] = {}
     assert env.runner is not None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         now = time.monotonic()
+        rolled_back = env.status(name).get("phase") == "RolledBack"
         routing = env.routing(name)
         routed = [r for r in (routing.get("canary"), routing.get("shadow")) if r and r["revision"] != stable]
         live = any((r.get("weight") or r.get("percent") or 0) > 0 for r in routed)
@@ -52,7 +56,8 @@ def watch_rollback(env: E2EEnv, name: str, stable: str, timeout: float) -> dict[
             marks["traffic_cut"] = now
         entry = env.core.read_namespaced_service(name, env.namespace).spec.selector["modeldeploy.io/revision"]
         assert entry == stable, "the entry Service must keep pointing at stable"
-        if env.status(name).get("phase") == "RolledBack":
+        if rolled_back:
+            assert not live, f"{name} is RolledBack but the routing table still sends it traffic: {routing}"
             marks["rolled_back"] = now
             return marks
         time.sleep(0.1)

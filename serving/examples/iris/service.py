@@ -8,6 +8,9 @@ so a "bad revision" can be played without a second image:
                      probabilities differ slightly (class predictions almost never do)
     IRIS_LATENCY_MS  extra latency added to every prediction (default 0)
     IRIS_FAIL_RATE   fraction 0..1 of predictions answered with HTTP 500 (default 0)
+    IRIS_FAIL_SPREAD "1": those failures are spread evenly instead of drawn at random (prediction k
+                     fails when floor((k + 1) * rate) > floor(k * rate)), so no run of predictions
+                     fails more often than the rate allows (by at most one); default "0"
     IRIS_ACCESS_LOG  "0" turns BentoML's per-request log lines off (benchmarks), default "1"
 
 The switches can also be changed while running: POST /faults {"latency_ms": 200, "fail_rate": 0.3};
@@ -19,6 +22,7 @@ POST /faults {} returns the values in force without changing them.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import random
 from collections.abc import AsyncGenerator
@@ -72,11 +76,18 @@ class Iris:
         self.model = train(self.variant)
         self.names = [str(n) for n in load_iris().target_names]
         self.rng = random.Random()
+        self.fail_spread = os.environ.get("IRIS_FAIL_SPREAD", "0") == "1"
+        self.predictions = 0
 
     async def _faults(self) -> None:
         if self.latency_ms > 0:
             await asyncio.sleep(self.latency_ms / 1000.0)
-        if self.fail_rate > 0 and self.rng.random() < self.fail_rate:
+        k, self.predictions = self.predictions, self.predictions + 1
+        if self.fail_spread:
+            fails = math.floor((k + 1) * self.fail_rate) > math.floor(k * self.fail_rate)
+        else:
+            fails = self.fail_rate > 0 and self.rng.random() < self.fail_rate
+        if fails:
             raise PredictionFailure(f"injected failure (IRIS_FAIL_RATE={self.fail_rate})")
 
     @staticmethod

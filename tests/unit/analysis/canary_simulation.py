@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modeldeploy.operator.analysis import sequential
-from modeldeploy.operator.analysis import verdict as v
+from modeldeploy.operator.analysis import judgement, sequential
+from modeldeploy.operator.analysis.checks import error_rate, latency
 from modeldeploy.operator.analysis.results import Verdict
 from modeldeploy.serving.metrics import LATENCY_BUCKETS
 
@@ -151,16 +151,20 @@ Rule = Callable[[list[Look]], int | None]
 
 
 def todays_rule(looks: list[Look]) -> int | None:
-    judge = v.Judge(min_requests=50, confidence=CONFIDENCE, window="30s")
+    judge = judgement.Judge(min_requests=50, confidence=CONFIDENCE, window="30s")
     failures = 0
     for i in range(len(looks)):
         window = looks[max(0, i - WINDOW_LOOKS + 1) : i + 1]
-        canary = v.Counts(sum(w.canary_errors for w in window), sum(w.canary_requests for w in window))
-        stable = v.Counts(sum(w.stable_errors for w in window), sum(w.stable_requests for w in window))
-        error_verdict = v.judge_error_rate_delta(canary, stable, 0.0, judge, "")
+        canary = judgement.Counts(
+            sum(w.canary_errors for w in window), sum(w.canary_requests for w in window)
+        )
+        stable = judgement.Counts(
+            sum(w.stable_errors for w in window), sum(w.stable_requests for w in window)
+        )
+        error_verdict = error_rate.judge_error_rate_delta(canary, stable, 0.0, judge, "")
         canary_hist = cumulative(np.sum([w.canary_buckets for w in window], axis=0).tolist())
         stable_hist = cumulative(np.sum([w.stable_buckets for w in window], axis=0).tolist())
-        latency_verdict = v.judge_latency_ratio(
+        latency_verdict = latency.judge_latency_ratio(
             histogram_quantile(0.99, canary_hist),
             histogram_quantile(0.99, stable_hist),
             canary.total,

@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from modeldeploy.operator.analysis import drift
+from modeldeploy.operator.analysis.checks import drift
+from modeldeploy.operator.analysis.judgement import Judge
 from modeldeploy.operator.analysis.results import Verdict
-from modeldeploy.operator.analysis.verdict import Judge
 from modeldeploy.operator.api.guardrails import DriftSpec
 
 JUDGE = Judge(min_requests=50, confidence=0.95, window="30s")

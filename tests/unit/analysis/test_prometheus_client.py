@@ -163,3 +163,43 @@ def test_constructor_rejects_bad_settings() -> None:
         PrometheusClient("prometheus:9090")
     with pytest.raises(ValueError):
         PrometheusClient("http://p", timeout=0)
+
+
+async def test_shared_answers_send_each_query_once_while_it_is_fresh(api: tuple[FakeApi, str]) -> None:
+    fake, url = api
+
+    async def slow() -> tuple[int, Any]:
+        await asyncio.sleep(0.2)
+        return 200, vector(({"revision": "a"}, "1"))
+
+    fake.answers = [slow]
+    async with PrometheusClient(url, share_answers_for=60) as prom:
+        # three runs ask at once: one query on the way, the others wait for its answer
+        first = await asyncio.gather(*(prom.query("up") for _ in range(3)))
+        later = await prom.query("up")  # answered from memory
+        other = await prom.query("other")
+    assert [r.by_label("revision") for r in (*first, later)] == [{"a": 1.0}] * 4
+    assert other.by_label("revision") == {"a": 1.0}
+    assert [x["query"] for x in fake.seen] == ["up", "other"]
+
+
+async def test_shared_answers_expire_and_failures_are_never_kept(api: tuple[FakeApi, str]) -> None:
+    fake, url = api
+    fake.answers = [(503, "busy"), (200, vector(({}, "1"))), (200, vector(({}, "2")))]
+    async with PrometheusClient(url, retries=0, share_answers_for=0.05) as prom:
+        with pytest.raises(PrometheusHTTPError):
+            await prom.query("up")
+        assert (await prom.query("up")).value() == 1  # the failure was not kept
+        await asyncio.sleep(0.2)
+        assert (await prom.query("up")).value() == 2  # older than share_answers_for: asked again
+    assert len(fake.seen) == 3
+
+
+async def test_answers_are_not_shared_by_default(api: tuple[FakeApi, str]) -> None:
+    fake, url = api
+    fake.answers = [(200, vector(({}, "1")))]
+    async with PrometheusClient(url) as prom:
+        await asyncio.gather(prom.query("up"), prom.query("up"))
+    assert len(fake.seen) == 2
+    with pytest.raises(ValueError, match="share_answers_for"):
+        PrometheusClient(url, share_answers_for=-1)

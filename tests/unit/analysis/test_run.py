@@ -13,7 +13,9 @@ from aiohttp import web
 
 from modeldeploy.contract.metrics import FEATURE_VALUES
 from modeldeploy.operator.analysis import queries as q
-from modeldeploy.operator.analysis.drift import DriftGate
+from modeldeploy.operator.analysis.checks import drift, error_rate, latency, shadow
+from modeldeploy.operator.analysis.checks.drift import DriftGate
+from modeldeploy.operator.analysis.checks.guard import guard_tripped_query, guard_tripped_sent
 from modeldeploy.operator.analysis.prometheus import PrometheusClient
 from modeldeploy.operator.analysis.results import Verdict
 from modeldeploy.operator.analysis.run import SequentialSettings, analyze, plan_run
@@ -44,36 +46,53 @@ def number(value: float | str) -> dict[str, Any]:
     return {"resultType": "vector", "result": [{"metric": {}, "value": [1.0, str(value)]}]}
 
 
-def by(label: str, values: dict[str, float]) -> dict[str, Any]:
-    result = [{"metric": {label: k}, "value": [1.0, str(v)]} for k, v in values.items()]
-    return {"resultType": "vector", "result": result}
+IRIS = {"namespace": "ml", "model": "iris"}
+WINE = {"namespace": "ml", "model": "wine"}  # another ModelDeployment in the all-models answers
 
 
-def per_revision(values: dict[str, float]) -> dict[str, Any]:
-    """A `sum by (revision)` answer."""
-    return by("revision", values)
+def vector(*series: tuple[dict[str, str], float]) -> dict[str, Any]:
+    return {"resultType": "vector", "result": [{"metric": m, "value": [1.0, str(v)]} for m, v in series]}
 
 
-def per_revision_and_le(per_revision: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """A `sum by (revision, le)` answer."""
-    result = [
-        {"metric": {"revision": revision, "le": le}, "value": [1.0, str(count)]}
-        for revision, buckets in per_revision.items()
-        for le, count in buckets.items()
-    ]
-    return {"resultType": "vector", "result": result}
+def per_revision(values: dict[str, float], model: dict[str, str] | None = IRIS) -> dict[str, Any]:
+    """A `sum by (namespace, model, revision)` answer (`model=None`: `sum by (revision)`), with a
+    series of another ModelDeployment whose revision has the canary's name, which must be ignored."""
+    foreign = [({**WINE, "revision": C}, 1e6)] if model else []
+    return vector(*[({**(model or {}), "revision": k}, v) for k, v in values.items()], *foreign)
+
+
+def per_revision_and(
+    label: str, per_revision: dict[str, dict[str, float]], model: dict[str, str] | None = IRIS
+) -> dict[str, Any]:
+    """A `sum by (namespace, model, revision, <label>)` answer (`model=None`: `by (revision, <label>)`)."""
+    foreign = [({**WINE, "revision": C, label: k}, 1e6) for k in per_revision.get(C, {})] if model else []
+    return vector(
+        *[
+            ({**(model or {}), "revision": revision, label: key}, count)
+            for revision, values in per_revision.items()
+            for key, count in values.items()
+        ],
+        *foreign,
+    )
+
+
+def per_revision_and_le(
+    per_revision: dict[str, dict[str, float]], model: dict[str, str] | None = IRIS
+) -> dict[str, Any]:
+    return per_revision_and("le", per_revision, model)
 
 
 C, S = CANARY.revision, STABLE.revision
+FIXED = q.Plan(W, CANARY, STABLE)  # what the run sends over its window: one query for every model
 ANSWERS: dict[str, dict[str, Any]] = {
-    q.requests_by_revision_query(CANARY, STABLE, W): per_revision({C: 300, S: 3000}),
+    q.requests_sent(FIXED): per_revision({C: 300, S: 3000}),
     # no 5xx series for stable: no series means zero errors
-    q.errors_by_revision_query(CANARY, STABLE, W): per_revision({C: 90}),
-    q.latency_quantile_by_revision_query(CANARY, STABLE, W): per_revision({C: 0.12, S: 0.1}),
-    q.latency_buckets_by_revision_query(CANARY, STABLE, W): per_revision_and_le(
-        {C: {"0.1": 200, "0.25": 300, "+Inf": 300}}
+    error_rate.errors_sent(FIXED): per_revision({C: 90}),
+    latency.latency_quantiles_sent(FIXED): per_revision({C: 0.12, S: 0.1}),
+    latency.latency_buckets_sent(FIXED): per_revision_and_le({C: {"0.1": 200, "0.25": 300, "+Inf": 300}}),
+    shadow.shadow_results_sent(FIXED): per_revision_and(
+        "result", {C: {"match": 990, "mismatch": 5, "error": 5, "dropped": 40}}
     ),
-    q.shadow_results_query(CANARY, W): by("result", {"match": 990, "mismatch": 5, "error": 5, "dropped": 40}),
     f'sum(cpu{{rev="{CANARY.revision}",w="30s"}})': number(1.5),
 }
 
@@ -123,7 +142,7 @@ async def test_a_shadow_run_judges_every_metric(prom: tuple[QueryApi, Prometheus
     ]
     assert outcome.revision == CANARY.revision and outcome.at == at
     assert results["errorRate"].verdict is Verdict.FAIL and results["errorRate"].value == pytest.approx(0.3)
-    assert results["errorRate"].query == q.error_ratio_query(CANARY, W)
+    assert results["errorRate"].query == error_rate.error_ratio_query(CANARY, W)
     assert results["errorRateDeltaToStable"].verdict is Verdict.FAIL
     assert results["errorRateDeltaToStable"].value == pytest.approx(0.3)
     assert results["latencyP99"].verdict is Verdict.PASS and results["latencyP99"].value == 0.12
@@ -183,16 +202,17 @@ async def test_a_canary_run_fails_when_the_fast_guard_tripped(
     api, client = prom
     spec = SPEC.model_copy(update={"metrics": [], "slo": SPEC.slo.model_copy(update={"error_rate": 1.0})})
     api.answers = {
-        q.requests_by_revision_query(CANARY, STABLE, W): per_revision({C: 0}),  # the guard starved the canary
-        q.guard_tripped_query(CANARY, W): number(1),
+        q.requests_sent(FIXED): per_revision({C: 0}),  # the guard starved the canary
+        guard_tripped_sent(FIXED): per_revision({C: 1}),
     }
     outcome = await analyze(spec, "iris", "ml", CANARY.revision, STABLE.revision, "canary", client)
     guard = next(r for r in outcome.results if r.metric == "guardTripped")
     assert guard.verdict is Verdict.FAIL and guard.value == 1
     assert CANARY.revision in guard.message and "guard" in guard.message
+    assert guard.query == guard_tripped_query(CANARY, W)
     assert outcome.verdict is Verdict.FAIL, "a tripped guard is a failure, not 'too few requests'"
 
-    api.answers[q.guard_tripped_query(CANARY, W)] = number(0)
+    api.answers[guard_tripped_sent(FIXED)] = per_revision({C: 0})
     outcome = await analyze(spec, "iris", "ml", CANARY.revision, STABLE.revision, "canary", client)
     guard = next(r for r in outcome.results if r.metric == "guardTripped")
     assert guard.verdict is Verdict.PASS
@@ -202,17 +222,25 @@ async def test_a_canary_run_fails_when_the_fast_guard_tripped(
 async def test_a_shadow_run_does_not_ask_about_the_guard(prom: tuple[QueryApi, PrometheusClient]) -> None:
     api, client = prom
     await analyze(SPEC, "iris", "ml", CANARY.revision, STABLE.revision, "shadow", client)
-    assert q.guard_tripped_query(CANARY, W) not in api.seen
+    assert guard_tripped_sent(FIXED) not in api.seen
 
 
 async def test_drift_adds_one_psi_check_per_feature(prom: tuple[QueryApi, PrometheusClient]) -> None:
     api, client = prom
     stable: dict[str, float] = {"5.0": 300, "6.0": 700, "+Inf": 1000}
-    api.answers[q.feature_buckets_query(CANARY, STABLE, "sepal_length", W)] = per_revision_and_le(
-        {CANARY.revision: {"5.0": 20, "6.0": 100, "+Inf": 600}, STABLE.revision: stable}
-    )
-    api.answers[q.feature_buckets_query(CANARY, STABLE, "petal_width", W)] = per_revision_and_le(
-        {CANARY.revision: {"5.0": 180, "6.0": 420, "+Inf": 600}, STABLE.revision: stable}
+    features: dict[str, dict[str, dict[str, float]]] = {
+        "sepal_length": {C: {"5.0": 20, "6.0": 100, "+Inf": 600}, S: stable},
+        "petal_width": {C: {"5.0": 180, "6.0": 420, "+Inf": 600}, S: stable},
+    }
+    # one query for every feature (and every model): series by revision, feature and le
+    api.answers[drift.feature_buckets_sent(FIXED)] = vector(
+        *[
+            ({**IRIS, "revision": revision, "feature": feature, "le": le}, count)
+            for feature, revisions in features.items()
+            for revision, buckets in revisions.items()
+            for le, count in buckets.items()
+        ],
+        ({**WINE, "revision": C, "feature": "sepal_width", "le": "+Inf"}, 1e6),
     )
     # no series at all for the third feature: inconclusive, not a failure and not a pass
     gate = DriftGate(("sepal_length", "petal_width", "sepal_width"), 0.2)
@@ -223,7 +251,7 @@ async def test_drift_adds_one_psi_check_per_feature(prom: tuple[QueryApi, Promet
     shifted = results["inputPSI/sepal_length"]
     assert shifted.verdict is Verdict.FAIL and shifted.value is not None and shifted.value > 1
     assert shifted.threshold == 0.2
-    assert shifted.query == q.feature_buckets_query(CANARY, STABLE, "sepal_length", W)
+    assert shifted.query == drift.feature_buckets_query(CANARY, STABLE, "sepal_length", W)
     assert "600 values vs stable's 1000" in shifted.message
     same = results["inputPSI/petal_width"]
     assert same.verdict is Verdict.PASS and same.value == pytest.approx(0.0, abs=1e-12)
@@ -243,12 +271,15 @@ async def test_a_sequential_canary_run_judges_counts_since_the_rollout_began(
 ) -> None:
     api, client = prom
     since = "120s"
+    began = q.Plan(since, CANARY, STABLE, all_models=False)
     api.answers.update(
         {
-            q.requests_by_revision_query(CANARY, STABLE, since): per_revision({C: 600, S: 6000}),
-            q.errors_by_revision_query(CANARY, STABLE, since): per_revision({C: 180, S: 60}),
-            q.latency_buckets_by_revision_query(CANARY, STABLE, since): per_revision_and_le(
-                {C: {"0.1": 300, "0.25": 600, "+Inf": 600}, S: {"0.1": 5900, "0.25": 6000, "+Inf": 6000}}
+            # since the rollout began: this ModelDeployment's own queries (`sum by (revision)`)
+            q.requests_sent(began): per_revision({C: 600, S: 6000}, model=None),
+            error_rate.errors_sent(began): per_revision({C: 180, S: 60}, model=None),
+            latency.latency_buckets_sent(began): per_revision_and_le(
+                {C: {"0.1": 300, "0.25": 600, "+Inf": 600}, S: {"0.1": 5900, "0.25": 6000, "+Inf": 6000}},
+                model=None,
             ),
         }
     )
@@ -270,7 +301,7 @@ async def test_a_sequential_canary_run_judges_counts_since_the_rollout_began(
         assert results[metric].verdict is Verdict.FAIL and results[metric].conclusive, results[metric]
         assert "since the rollout began" in results[metric].message
     assert results["errorRate"].value == pytest.approx(0.3)
-    assert results["errorRate"].query == q.error_ratio_query(CANARY, since)
+    assert results["errorRate"].query == error_rate.error_ratio_query(CANARY, since)
     assert "(180 of 600 requests since the rollout began" in results["errorRate"].message
     # three sequential checks share alpha = 5%: each rejects at e >= 1 / (5% / 3) = 60
     assert all(
@@ -281,7 +312,7 @@ async def test_a_sequential_canary_run_judges_counts_since_the_rollout_began(
         "50% of 600 requests slower than 100ms vs stable's 1.67% of 6000 since the rollout began"
     )
     # the fixed checks keep their window and their failureLimit semantics
-    assert results["latencyP99"].query == q.latency_quantile_query(CANARY, W)
+    assert results["latencyP99"].query == latency.latency_quantile_query(CANARY, W)
     assert not results["latencyP99"].conclusive
     assert set(outcome.conclusive_failures) == {
         results[m] for m in ("errorRate", "errorRateDeltaToStable", "latencyDistribution")
@@ -301,7 +332,7 @@ async def test_shadow_steps_keep_the_fixed_rules_when_sequential(
     )
     results = {r.metric: r for r in outcome.results}
     assert "latencyDistribution" not in results
-    assert results["errorRate"].query == q.error_ratio_query(CANARY, W)
+    assert results["errorRate"].query == error_rate.error_ratio_query(CANARY, W)
     assert outcome.conclusive_failures == ()
 
 
@@ -322,6 +353,6 @@ async def test_a_custom_metric_with_min_requests_waits_for_traffic_and_prints_it
     few = outcome.results[-1]
     assert (few.metric, few.verdict) == ("p999", Verdict.INCONCLUSIVE)
     assert few.message == "p999: the canary served only 300 requests in 30s (minRequests 500)"
-    api.answers[q.requests_by_revision_query(CANARY, STABLE, W)] = per_revision({C: 600, S: 3000})
+    api.answers[q.requests_sent(FIXED)] = per_revision({C: 600, S: 3000})
     enough = (await analyze(spec, "iris", "ml", C, S, "canary", client)).results[-1]
     assert (enough.verdict, enough.value, enough.message) == (Verdict.FAIL, 1.2, "p999 1.2 s > max 1 s")

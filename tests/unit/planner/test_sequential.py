@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from modeldeploy.operator.analysis import sequential_verdict as sv
+from modeldeploy.operator.analysis.checks import error_rate
+from modeldeploy.operator.analysis.judgement import Judge
 from modeldeploy.operator.analysis.results import AnalysisOutcome, MetricVerdict, Verdict
-from modeldeploy.operator.analysis.verdict import Judge
 from modeldeploy.operator.planner import analysis_request
 from tests.unit.planner.harness import Driver, make_spec, rev
 
@@ -78,7 +78,7 @@ def test_fixed_method_and_shadow_steps_ask_for_no_sequential_test() -> None:
 def test_a_conclusive_failure_rolls_back_at_the_first_run_with_its_evidence() -> None:
     d = rolling()
     d.now += timedelta(seconds=30)
-    proved = sv.judge_error_rate_delta(90, 300, 30, 3000, 0.0, JUDGE, "q")
+    proved = error_rate.judge_error_rate_delta_sequential(90, 300, 30, 3000, 0.0, JUDGE, "q")
     assert proved.verdict is Verdict.FAIL and proved.conclusive
     d.tick(outcome(d, proved))
     status = d.status
@@ -101,7 +101,7 @@ def test_a_conclusive_failure_rolls_back_at_the_first_run_with_its_evidence() ->
 
 def test_a_failure_without_a_sequential_test_still_waits_for_failure_limit() -> None:
     d = rolling(failureLimit=2)
-    healthy = sv.judge_error_rate_delta(3, 3000, 30, 3000, 0.0, JUDGE, "q")
+    healthy = error_rate.judge_error_rate_delta_sequential(3, 3000, 30, 3000, 0.0, JUDGE, "q")
     assert healthy.verdict is Verdict.PASS
     custom = MetricVerdict("score-mean", Verdict.FAIL, 0.7, 0.5, "avg(score)", "score-mean 0.7 > 0.5")
     d.now += timedelta(seconds=30)
@@ -117,7 +117,7 @@ def test_a_failure_without_a_sequential_test_still_waits_for_failure_limit() -> 
 
 def test_an_unproved_breach_is_inconclusive_and_does_not_roll_back() -> None:
     d = rolling(failureLimit=1)
-    unproved = sv.judge_error_rate_delta(2, 60, 1, 600, 0.0, JUDGE, "q")
+    unproved = error_rate.judge_error_rate_delta_sequential(2, 60, 1, 600, 0.0, JUDGE, "q")
     assert unproved.verdict is Verdict.INCONCLUSIVE
     d.now += timedelta(seconds=30)
     d.tick(outcome(d, unproved))
@@ -127,8 +127,10 @@ def test_an_unproved_breach_is_inconclusive_and_does_not_roll_back() -> None:
 
 def test_with_a_tolerance_the_step_ends_only_once_the_canary_is_shown_within_it() -> None:
     d = rolling(tolerance=0.01)
-    not_yet = sv.judge_error_rate_delta(1, 100, 10, 1000, 0.0, JUDGE, "q", tolerance=0.01)
-    shown = sv.judge_error_rate_delta(20, 20000, 200, 200000, 0.0, JUDGE, "q", tolerance=0.01)
+    not_yet = error_rate.judge_error_rate_delta_sequential(1, 100, 10, 1000, 0.0, JUDGE, "q", tolerance=0.01)
+    shown = error_rate.judge_error_rate_delta_sequential(
+        20, 20000, 200, 200000, 0.0, JUDGE, "q", tolerance=0.01
+    )
     assert not_yet.verdict is Verdict.INCONCLUSIVE and "not yet shown within +1%" in not_yet.message
     assert shown.verdict is Verdict.PASS and "within +1% of stable" in shown.message
     started = d.status.step_started_at
@@ -144,7 +146,9 @@ def test_with_a_tolerance_the_step_ends_only_once_the_canary_is_shown_within_it(
 
 def test_the_shown_tolerance_does_not_end_a_step_before_its_time() -> None:
     d = rolling(tolerance=0.01)
-    shown = sv.judge_error_rate_delta(20, 20000, 200, 200000, 0.0, JUDGE, "q", tolerance=0.01)
+    shown = error_rate.judge_error_rate_delta_sequential(
+        20, 20000, 200, 200000, 0.0, JUDGE, "q", tolerance=0.01
+    )
     d.now += timedelta(seconds=30)
     d.tick(outcome(d, shown))
     assert d.status.current_step == 1  # 30 s of a 1m step

@@ -9,6 +9,12 @@ timeouts, HTTP 5xx), and typed errors whose messages say what went wrong and whe
 
 Results are parsed into `QueryResult`: one float per label set (`Sample`), NaN and ±Inf kept as
 floats; `value()` gives the single number of a one-series result, None for an empty result.
+
+Shared answers (`share_answers_for` seconds, the operator's clients: `SHARE_ANSWERS_FOR`): the
+analysis sends the same all-models queries for every ModelDeployment (`analysis.queries`), so a
+client answers a query it sent at most that long ago from memory, and a query already on its way
+waits for that answer instead of sending it again. Prometheus then evaluates each query at most once
+per `share_answers_for`, whatever the number of ModelDeployments. Failures are never kept.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import asyncio
 import json
 import logging
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -27,6 +34,11 @@ import aiohttp
 log = logging.getLogger("modeldeploy.analysis.prometheus")
 
 QUERY_PATH = "/api/v1/query"
+
+SHARE_ANSWERS_FOR = 1.0
+"""Seconds the operator's clients (`PrometheusClients`) reuse an answer: well under any scrape
+interval (the data behind it is a scrape interval old anyway), and it bounds what the analysis of
+any number of ModelDeployments sends to `interval / SHARE_ANSWERS_FOR` evaluations of each query."""
 
 
 class PrometheusError(Exception):
@@ -136,7 +148,8 @@ class PrometheusClient:
     """Instant queries against one Prometheus server. Create and use it inside the event loop.
 
     `timeout`: seconds per attempt (also sent as Prometheus' own evaluation timeout);
-    `retries`: extra attempts after a transient failure, waiting `backoff`, 2*`backoff`, ...
+    `retries`: extra attempts after a transient failure, waiting `backoff`, 2*`backoff`, ...;
+    `share_answers_for`: seconds an answer is reused for the same query (0: never; see above).
     """
 
     def __init__(
@@ -148,11 +161,12 @@ class PrometheusClient:
         backoff: float = 0.25,
         headers: Mapping[str, str] | None = None,
         session: aiohttp.ClientSession | None = None,
+        share_answers_for: float = 0.0,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"Prometheus URL must start with http:// or https://, got {url!r}")
-        if timeout <= 0 or retries < 0 or backoff < 0:
-            raise ValueError("timeout must be positive, retries and backoff not negative")
+        if timeout <= 0 or retries < 0 or backoff < 0 or share_answers_for < 0:
+            raise ValueError("timeout must be positive, retries, backoff and share_answers_for not negative")
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
@@ -160,6 +174,9 @@ class PrometheusClient:
         self._headers = dict(headers or {})
         self._session = session
         self._owns_session = session is None
+        self.share_answers_for = share_answers_for
+        self._answers: dict[str, tuple[float, QueryResult]] = {}  # query -> (sent at, answer)
+        self._on_the_way: dict[str, asyncio.Future[QueryResult]] = {}
 
     def _client_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -181,7 +198,30 @@ class PrometheusClient:
         await self.close()
 
     async def query(self, promql: str) -> QueryResult:
-        """Evaluate `promql` now. Raises a PrometheusError subclass when no usable answer comes."""
+        """Evaluate `promql` now (or answer it from a recent evaluation, see `share_answers_for`).
+
+        Raises a PrometheusError subclass when no usable answer comes.
+        """
+        if self.share_answers_for <= 0:
+            return await self._query(promql)
+        sent = time.monotonic()
+        kept = self._answers.get(promql)
+        if kept is not None and sent - kept[0] <= self.share_answers_for:
+            return kept[1]
+        waiting = self._on_the_way.get(promql)
+        if waiting is not None:
+            return await asyncio.shield(waiting)
+        future = asyncio.ensure_future(self._query(promql))
+        self._on_the_way[promql] = future
+        try:
+            answer = await asyncio.shield(future)
+        finally:
+            self._on_the_way.pop(promql, None)
+        self._answers = {q: a for q, a in self._answers.items() if sent - a[0] <= self.share_answers_for}
+        self._answers[promql] = (sent, answer)
+        return answer
+
+    async def _query(self, promql: str) -> QueryResult:
         endpoint = self.url + QUERY_PATH
         last: PrometheusError | None = None
         for attempt in range(self.retries + 1):
@@ -246,8 +286,16 @@ class PrometheusClient:
 class PrometheusClients:
     """One client per Prometheus URL, kept for the operator's lifetime (connection reuse)."""
 
-    def __init__(self, *, timeout: float = 5.0, retries: int = 2, backoff: float = 0.25) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: float = 5.0,
+        retries: int = 2,
+        backoff: float = 0.25,
+        share_answers_for: float = SHARE_ANSWERS_FOR,
+    ) -> None:
         self._timeout, self._retries, self._backoff = timeout, retries, backoff
+        self._share_answers_for = share_answers_for
         self._clients: dict[str, PrometheusClient] = {}
 
     def get(self, url: str) -> PrometheusClient:
@@ -255,7 +303,11 @@ class PrometheusClients:
         client = self._clients.get(key)
         if client is None:
             client = PrometheusClient(
-                key, timeout=self._timeout, retries=self._retries, backoff=self._backoff
+                key,
+                timeout=self._timeout,
+                retries=self._retries,
+                backoff=self._backoff,
+                share_answers_for=self._share_answers_for,
             )
             self._clients[key] = client
         return client

@@ -1,4 +1,6 @@
-"""PromQL over the sidecar metrics (pure functions: strings in, strings out).
+"""What the PromQL of every check shares (pure functions: strings in, strings out): windows, the
+selectors of a revision and of both revisions of a ModelDeployment, the requests each revision
+served, custom-query templates. Each kind of check builds its own queries (`analysis.checks`).
 
 Which series describe a revision: every request is counted by the sidecar of the pod that served it,
 with `revision` = that pod's revision and `route="local"`. A stable sidecar also counts the requests
@@ -22,16 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from modeldeploy.contract.metrics import (
-    COMPARED_RESULTS,
-    DURATION,
-    ERROR_CODES,
-    FEATURE_VALUES,
-    GUARD,
-    REQUESTS,
-    SHADOW,
-    promql_string,
-)
+from modeldeploy.contract.metrics import REQUESTS, promql_string
 
 
 def promql_duration(window: timedelta) -> str:
@@ -78,29 +71,6 @@ def requests_query(sel: RevisionSelector, window: str) -> str:
     return f"sum(increase({REQUESTS}{sel.served()}[{window}]))"
 
 
-def errors_query(sel: RevisionSelector, window: str) -> str:
-    """Requests the revision answered with a 5xx status in the window."""
-    return f"sum(increase({REQUESTS}{sel.served(f'code=~{promql_string(ERROR_CODES)}')}[{window}]))"
-
-
-def error_ratio_query(sel: RevisionSelector, window: str) -> str:
-    """Errors / requests in the window (what the analysis computes from the two counts above)."""
-    return f"{errors_query(sel, window)} / {requests_query(sel, window)}"
-
-
-def latency_quantile_query(sel: RevisionSelector, window: str, quantile: float = 0.99) -> str:
-    """The latency quantile (seconds) of the requests the revision served in the window."""
-    if not 0 < quantile < 1:
-        raise ValueError(f"quantile must be between 0 and 1, got {quantile}")
-    buckets = f"{DURATION}_bucket{sel.served()}"
-    return f"histogram_quantile({quantile:g}, sum by (le) (rate({buckets}[{window}])))"
-
-
-def latency_buckets_query(sel: RevisionSelector, window: str) -> str:
-    """Cumulative request counts per latency bucket (`le`) in the window; `+Inf` is every request."""
-    return f"sum by (le) (increase({DURATION}_bucket{sel.served()}[{window}]))"
-
-
 def both_revisions(new: RevisionSelector, stable: RevisionSelector, *extra: str) -> str:
     """Matchers of the two revisions of one ModelDeployment (`revision=~"<new>|<stable>"`)."""
     if (new.model, new.namespace) != (stable.model, stable.namespace):
@@ -115,62 +85,41 @@ def both_revisions(new: RevisionSelector, stable: RevisionSelector, *extra: str)
     return "{" + ",".join(parts) + "}"
 
 
-def requests_by_revision_query(new: RevisionSelector, stable: RevisionSelector, window: str) -> str:
-    """`requests_query` of both revisions in one query: one series per revision (`sum by (revision)`)."""
-    matchers = both_revisions(new, stable, 'route="local"')
-    return f"sum by (revision) (increase({REQUESTS}{matchers}[{window}]))"
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What one run's queries cover: the window (a PromQL duration) and the two revisions.
 
-
-def errors_by_revision_query(new: RevisionSelector, stable: RevisionSelector, window: str) -> str:
-    """`errors_query` of both revisions in one query."""
-    matchers = both_revisions(new, stable, 'route="local"', f"code=~{promql_string(ERROR_CODES)}")
-    return f"sum by (revision) (increase({REQUESTS}{matchers}[{window}]))"
-
-
-def latency_buckets_by_revision_query(new: RevisionSelector, stable: RevisionSelector, window: str) -> str:
-    """`latency_buckets_query` of both revisions in one query (`sum by (revision, le)`)."""
-    matchers = both_revisions(new, stable, 'route="local"')
-    return f"sum by (revision, le) (increase({DURATION}_bucket{matchers}[{window}]))"
-
-
-def latency_quantile_by_revision_query(
-    new: RevisionSelector, stable: RevisionSelector, window: str, quantile: float = 0.99
-) -> str:
-    """`latency_quantile_query` of both revisions in one query: one series per revision."""
-    matchers = both_revisions(new, stable, 'route="local"')
-    rates = f"rate({DURATION}_bucket{matchers}[{window}])"
-    return f"histogram_quantile({quantile:g}, sum by (revision, le) ({rates}))"
-
-
-def feature_buckets_query(new: RevisionSelector, stable: RevisionSelector, feature: str, window: str) -> str:
-    """Cumulative observations of one input feature per revision and histogram bucket in the window.
-
-    One query for both revisions (`sum by (revision, le)`), so the status shows a query that puts
-    them side by side. Counted by the sidecar that served the request (no `route` label): the
-    canary's own sidecar for forwarded requests, the shadow's for shadow copies. `+Inf` is every
-    observed value.
+    The status shows each revision's own query (to paste into Prometheus); the run *sends* one
+    query per metric that covers both revisions, grouped by revision, and picks each revision's
+    series from the answer (`Sent`). `all_models` (the default): the sent query covers every
+    ModelDeployment (`sum by (namespace, model, revision)`), so it is the same string for every
+    ModelDeployment whose window is the same, and Prometheus evaluates it once for all of them
+    (`prometheus.SHARE_ANSWERS_FOR`). False: only this ModelDeployment's two revisions
+    (`revision=~"<new>|<stable>"`), for windows no other ModelDeployment shares (the time since a
+    rollout began).
     """
-    matchers = both_revisions(new, stable, f"feature={promql_string(feature)}")
-    return f"sum by (revision, le) (increase({FEATURE_VALUES}_bucket{matchers}[{window}]))"
+
+    window: str
+    canary: RevisionSelector
+    stable: RevisionSelector
+    all_models: bool = True
+
+    def selector(self, metric: str, *extra: str) -> str:
+        """`metric{...}` over what the sent queries cover, with `extra` matchers."""
+        if not self.all_models:
+            return metric + both_revisions(self.canary, self.stable, *extra)
+        return metric + ("{" + ",".join(extra) + "}" if extra else "")
+
+    def by(self, *labels: str) -> str:
+        """The grouping of a sent query: the revision's identity, then `labels`."""
+        keys = ("namespace", "model", "revision") if self.all_models else ("revision",)
+        return "by (" + ", ".join((*keys, *labels)) + ")"
 
 
-def guard_tripped_query(sel: RevisionSelector, window: str) -> str:
-    """1 if any stable sidecar's fast guard kept traffic away from the revision in the window."""
-    return f"max(max_over_time({GUARD}{sel.matchers()}[{window}]))"
-
-
-def shadow_results_query(sel: RevisionSelector, window: str) -> str:
-    """Shadow copies sent to the revision in the window, by comparison result."""
-    return f"sum by (result) (increase({SHADOW}{sel.matchers()}[{window}]))"
-
-
-def shadow_agreement_query(sel: RevisionSelector, window: str) -> str:
-    """Matching / compared shadow copies in the window (`dropped` copies were not compared)."""
-    compared = promql_string("|".join(COMPARED_RESULTS))
-    match = "result=" + promql_string("match")
-    matched = f"sum(increase({SHADOW}{sel.matchers(match)}[{window}]))"
-    total = f"sum(increase({SHADOW}{sel.matchers(f'result=~{compared}')}[{window}]))"
-    return f"{matched} / {total}"
+def requests_sent(plan: Plan) -> str:
+    """`requests_query` of both revisions (or of every ModelDeployment) in one query."""
+    selector = plan.selector(REQUESTS, 'route="local"')
+    return f"sum {plan.by()} (increase({selector}[{plan.window}]))"
 
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")

@@ -1,4 +1,4 @@
-"""Input drift gate: PSI of the new revision's inputs against stable's, per feature (pure).
+"""Input drift gate: PSI of the new revision's inputs against stable's, per feature.
 
 For every feature named in `spec.guardrails.drift.features`, when `maxInputPSI` is set, a run judges
 the metric `inputPSI/<feature>` from the two revisions' histogram bucket counts over the window:
@@ -13,6 +13,10 @@ the metric `inputPSI/<feature>` from the two revisions' histogram bucket counts 
    windows; with the test, such windows fail about 5% of the time (alpha);
 4. otherwise → pass.
 
+Query: the sidecar's `modeldeploy_input_feature_value_bucket{feature, le}` histogram of each
+feature, counted by the sidecar that served the request (no `route` label: the canary's own sidecar
+for forwarded requests, the shadow's for shadow copies). The status shows one query per feature
+with both revisions side by side; the run sends one query for every feature (see `queries.Plan`).
 See `psi` for the formula and the smoothing of empty buckets.
 """
 
@@ -22,10 +26,13 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from modeldeploy.contract.metrics import FEATURE_VALUES, promql_string
 from modeldeploy.operator.analysis import psi, stats
+from modeldeploy.operator.analysis.checks.base import Answers, Check, Run
+from modeldeploy.operator.analysis.judgement import Judge, inconclusive
+from modeldeploy.operator.analysis.queries import Plan, RevisionSelector, both_revisions
 from modeldeploy.operator.analysis.results import MetricVerdict, Verdict
 from modeldeploy.operator.analysis.stats import p_text
-from modeldeploy.operator.analysis.verdict import Judge, inconclusive
 from modeldeploy.operator.api.guardrails import DriftSpec
 
 METRIC_PREFIX = "inputPSI/"
@@ -55,6 +62,51 @@ def gate_from_spec(spec: DriftSpec | None) -> DriftGate | None:
     if spec is None or spec.max_input_psi is None:
         return None
     return DriftGate(tuple(feature.name for feature in spec.features), spec.max_input_psi)
+
+
+def feature_buckets_query(new: RevisionSelector, stable: RevisionSelector, feature: str, window: str) -> str:
+    """Cumulative observations of one input feature per revision and histogram bucket in the window.
+
+    One query for both revisions (`sum by (revision, le)`), so the status shows a query that puts
+    them side by side. `+Inf` is every observed value.
+    """
+    matchers = both_revisions(new, stable, f"feature={promql_string(feature)}")
+    return f"sum by (revision, le) (increase({FEATURE_VALUES}_bucket{matchers}[{window}]))"
+
+
+def feature_buckets_sent(plan: Plan) -> str:
+    """Every feature's buckets of both revisions (or of every ModelDeployment) in one query."""
+    selector = plan.selector(f"{FEATURE_VALUES}_bucket")
+    return f"sum {plan.by('feature', 'le')} (increase({selector}[{plan.window}]))"
+
+
+def checks(run: Run) -> list[Check]:
+    """One `inputPSI/<feature>` check per feature of the run's drift gate (none without a gate)."""
+    gate = run.drift
+    if gate is None:
+        return []
+    return [_feature_check(feature, gate.max_psi, run) for feature in gate.features]
+
+
+def _feature_check(feature: str, max_psi: float, run: Run) -> Check:
+    plan, judge = run.plan, run.judge
+    shown, sent = (
+        feature_buckets_query(plan.canary, plan.stable, feature, plan.window),
+        feature_buckets_sent(plan),
+    )
+    new, old = plan.canary, plan.stable
+
+    def psi_check(a: Answers) -> MetricVerdict:
+        return judge_input_psi(
+            feature,
+            a.buckets(sent, new, feature=feature),
+            a.buckets(sent, old, feature=feature),
+            max_psi,
+            judge,
+            shown,
+        )
+
+    return Check(metric_name(feature), max_psi, shown, (sent,), psi_check)
 
 
 @dataclass(frozen=True, slots=True)
