@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.apiaudit import BENCH_USER_AGENT
 from tests.cluster.localcluster import LocalCluster
+from tests.support.modeldeployments import modeldeployment
 
 GROUP, VERSION, PLURAL = "modeldeploy.io", "v1alpha1", "modeldeployments"
 MANAGED = "app.kubernetes.io/managed-by=modeldeploy"
@@ -35,17 +36,9 @@ def bench_client(cluster: LocalCluster) -> ApiClient:
 
 
 def manifest(name: str, image: str) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ModelDeployment",
-        "metadata": {"name": name},
-        "spec": {
-            "model": {"image": image},
-            "replicas": 1,
-            "drainPeriod": "1s",
-            "rollout": {"steps": STEPS, "analysis": {"interval": "2s", "minRequests": 1}},
-        },
-    }
+    return modeldeployment(
+        name, image, replicas=1, steps=STEPS, analysis={"interval": "2s", "minRequests": 1}
+    )
 
 
 def name_of(i: int) -> str:

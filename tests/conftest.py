@@ -16,6 +16,9 @@ from kubernetes.client import ApiClient
 
 from tests.cluster.localcluster import LocalCluster, running_cluster
 
+# `namespace` and `operator` for the layers that run the real operator (a module may override them).
+pytest_plugins = ("tests.support.operator_fixtures",)
+
 # Property tests judge behaviour, not speed: hypothesis' default 200 ms deadline per example turns
 # a loaded 2-core machine into false failures (test_psi failed so at load 40). Timing lives in bench/.
 settings.register_profile("modeldeploy", deadline=None)

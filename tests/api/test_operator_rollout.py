@@ -8,37 +8,16 @@ metrics is the e2e layer's job.
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client
 from kubernetes.client import ApiClient
 
 from tests.cluster.localcluster import LocalCluster
 from tests.support.mdep import Mdep, manifest, wait_for
-from tests.support.operator_process import OperatorProcess, install_crd, running_operator
-from tests.support.readiness import model_pods_ready
+from tests.support.operator_process import OperatorProcess, running_operator
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture(scope="module")
-def namespace(cluster: LocalCluster, k8s: ApiClient) -> Iterator[str]:
-    install_crd(cluster)
-    ns = f"op-{uuid.uuid4().hex[:8]}"
-    client.CoreV1Api(k8s).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
-    # No serving processes run here: model Pods are made Ready as soon as KWOK runs them.
-    with model_pods_ready(k8s, ns):
-        yield ns
-    client.CoreV1Api(k8s).delete_namespace(ns)
-
-
-@pytest.fixture
-def operator(cluster: LocalCluster, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
-    with running_operator(cluster, namespace, tmp_path, ("--analysis-override", "pass")) as op:
-        yield op
 
 
 def test_first_revision_becomes_stable_with_owned_children(

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,8 +20,8 @@ from kubernetes.client import ApiClient
 
 from modeldeploy.operator.api import ModelDeployment, kubeschema, revision_hash
 from tests.cluster.localcluster import ROOT, LocalCluster
-from tests.support.operator_process import OperatorProcess, install_crd, running_operator
-from tests.support.readiness import model_pods_ready
+from tests.support.modeldeployments import modeldeployment
+from tests.support.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.cluster
 
@@ -43,27 +41,12 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, logs: Call
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}\n{logs()[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def namespace(cluster: LocalCluster, k8s: ApiClient) -> Iterator[str]:
-    install_crd(cluster)
-    ns = f"tpl-{uuid.uuid4().hex[:8]}"
-    client.CoreV1Api(k8s).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
-    with model_pods_ready(k8s, ns):
-        yield ns
-    client.CoreV1Api(k8s).delete_namespace(ns)
-
-
 def minimal(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ModelDeployment",
-        "metadata": {"name": name},
-        "spec": {
-            "model": {"image": "registry.invalid/iris:1"},
-            "rollout": {"steps": [{"canary": {"weight": 50, "duration": "2s"}}]},
-            **spec,
-        },
-    }
+    """One canary step; replicas, drainPeriod and analysis left to their defaults unless given."""
+    steps = [{"canary": {"weight": 50, "duration": "2s"}}]
+    replicas, drain = spec.pop("replicas", None), spec.pop("drainPeriod", None)
+    image = "registry.invalid/iris:1"
+    return modeldeployment(name, image, replicas=replicas, drain_period=drain, steps=steps, **spec)
 
 
 def apply(cluster: LocalCluster, namespace: str, body: dict[str, Any]) -> None:
@@ -197,12 +180,6 @@ def test_kubectl_scale_and_an_hpa_reach_the_scale_subresource(
         "reason": "SucceededGetScale",
     }
     autoscaling.delete_namespaced_horizontal_pod_autoscaler("scaled", namespace)
-
-
-@pytest.fixture
-def operator(cluster: LocalCluster, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
-    with running_operator(cluster, namespace, tmp_path, ("--analysis-override", "pass")) as op:
-        yield op
 
 
 def test_operator_renders_the_template_and_follows_the_scale(

@@ -27,7 +27,7 @@ from kubernetes.client import ApiClient
 
 from modeldeploy.operator.planner.actions import ACTION_ANNOTATION, action_value
 from tests.cluster.localcluster import LocalCluster, running_cluster
-from tests.support.mdep import Mdep, wait_for
+from tests.support.mdep import Mdep, manifest, wait_for
 from tests.support.operator_process import install_crd, running_operator
 from tests.support.readiness import mark_ready_once, model_pods_ready
 
@@ -65,21 +65,6 @@ def clean(obj: dict[str, Any]) -> dict[str, Any]:
     meta["namespace"] = "ml"
     meta["resourceVersion"] = "4242"  # Argo CD actions read it; a fixed value keeps samples stable
     return {**obj, "metadata": meta}
-
-
-def manifest(name: str, image: str, steps: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "modeldeploy.io/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": name},
-        "spec": {
-            "model": {"image": image},
-            "replicas": 2,
-            "drainPeriod": "1s",
-            "rollout": {"steps": steps, "analysis": {"interval": "1s", "minRequests": 1}},
-            **spec,
-        },
-    }
 
 
 class Recorder:

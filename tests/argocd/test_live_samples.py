@@ -15,10 +15,10 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 
 from modeldeploy.operator.planner.actions import ACTION_ANNOTATION
-from tests.argocd.capture import capture, manifest
+from tests.argocd.capture import capture
 from tests.argocd.engine import ArgoCDLua, build
 from tests.cluster.localcluster import LocalCluster
-from tests.support.mdep import Mdep, wait_for
+from tests.support.mdep import Mdep, manifest, wait_for
 from tests.support.operator_process import OperatorProcess, install_crd, running_operator
 from tests.support.readiness import model_pods_ready
 

@@ -17,9 +17,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client import ApiClient
 
-from tests.argocd.capture import manifest
 from tests.cluster.localcluster import BIN, LocalCluster
-from tests.support.mdep import Mdep, wait_for
+from tests.support.mdep import Mdep, manifest, wait_for
 from tests.support.operator_process import OperatorProcess, install_crd, running_operator
 from tests.support.readiness import model_pods_ready
 

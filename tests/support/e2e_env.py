@@ -38,6 +38,7 @@ from kubernetes import client, config
 from tests.cluster.localcluster import LocalCluster, free_port
 from tests.serving.processes import PrometheusProc, start_prometheus
 from tests.support.launchers import model_launcher, sidecar_launcher
+from tests.support.modeldeployments import modeldeployment as build_modeldeployment
 from tests.support.operator_process import OperatorProcess, install_crd
 from tests.support.podrunner import Launch, Launcher, PodPorts, PodRunner
 from tests.support.service_proxy import Endpoints, ServiceProxy
@@ -296,35 +297,26 @@ def modeldeployment(
     `extra_spec` adds top-level spec fields (e.g. traffic, guardrails).
     """
     model_env = {"IRIS_VARIANT": variant, **(env or {})}
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ModelDeployment",
-        "metadata": {"name": name},
-        "spec": {
-            "model": {
-                "image": f"registry.invalid/iris:{variant}",
-                "env": [{"name": k, "value": v} for k, v in sorted(model_env.items())],
-            },
-            "replicas": replicas,
-            "drainPeriod": "1s",
-            "prometheus": {"url": prometheus_url},
-            "rollout": {
-                "steps": steps
-                or [
-                    {"shadow": {"percent": 100, "duration": "8s"}},
-                    {"canary": {"weight": 30, "duration": "8s"}},
-                    {"canary": {"weight": 60, "duration": "8s"}},
-                ],
-                "analysis": analysis
-                or {
-                    "interval": "2s",
-                    "failureLimit": 2,
-                    "minRequests": 20,
-                    # Absolute limits are judged with exact tests on counts; a p99 ratio to stable
-                    # is not, and a just-started model on a loaded 2-core machine can trip it.
-                    "slo": {"latencyP99": "500ms", "errorRate": 0.05},
-                },
-            },
-            **(extra_spec or {}),
-        },
+    default_steps = [
+        {"shadow": {"percent": 100, "duration": "8s"}},
+        {"canary": {"weight": 30, "duration": "8s"}},
+        {"canary": {"weight": 60, "duration": "8s"}},
+    ]
+    default_analysis = {
+        "interval": "2s",
+        "failureLimit": 2,
+        "minRequests": 20,
+        # Absolute limits are judged with exact tests on counts; a p99 ratio to stable
+        # is not, and a just-started model on a loaded 2-core machine can trip it.
+        "slo": {"latencyP99": "500ms", "errorRate": 0.05},
     }
+    return build_modeldeployment(
+        name,
+        f"registry.invalid/iris:{variant}",
+        replicas=replicas,
+        steps=steps or default_steps,
+        analysis=analysis or default_analysis,
+        env=model_env,
+        prometheus_url=prometheus_url,
+        **(extra_spec or {}),
+    )

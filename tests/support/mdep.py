@@ -17,6 +17,7 @@ from modeldeploy.contract.labels import MODEL_LABEL
 from modeldeploy.contract.routing import ROUTING_KEY, routing_configmap_name
 from modeldeploy.operator.api import GROUP, PLURAL, VERSION
 from tests.cluster.localcluster import LocalCluster
+from tests.support.modeldeployments import modeldeployment
 from tests.support.operator_process import OperatorProcess
 
 
@@ -34,18 +35,9 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout}s waiting for {what}\noperator log tail:\n{logs}")
 
 
-def manifest(name: str, image: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "ModelDeployment",
-        "metadata": {"name": name},
-        "spec": {
-            "model": {"image": image},
-            "replicas": 2,
-            "drainPeriod": "1s",
-            "rollout": {"steps": steps, "analysis": {"interval": "1s", "minRequests": 1}},
-        },
-    }
+def manifest(name: str, image: str, steps: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    """A small ModelDeployment with fast analysis (1s, one request) for a real API server."""
+    return modeldeployment(name, image, steps=steps, analysis={"interval": "1s", "minRequests": 1}, **spec)
 
 
 class Mdep:

@@ -11,32 +11,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tests.support.modeldeployments import modeldeployment
+
 Manifest = dict[str, Any]
 
 
 def valid_manifest(name: str = "iris") -> Manifest:
     """A small valid ModelDeployment (shadow, two canary steps, a pause) with a few analysis settings."""
-    return {
-        "apiVersion": "modeldeploy.io/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": name},
-        "spec": {
-            "model": {"image": "registry.example.com/iris:2.0", "env": [{"name": "A", "value": "1"}]},
-            "replicas": 2,
-            "rollout": {
-                "steps": [
-                    {"shadow": {"percent": 100, "duration": "2m"}},
-                    {"canary": {"weight": 10, "duration": "1m"}},
-                    {"canary": {"weight": 50, "duration": "2m"}},
-                    {"pause": {}},
-                ],
-                "analysis": {
-                    "slo": {"latencyP99": "250ms"},
-                    "metrics": [{"name": "score-mean", "query": "avg(score)", "max": 0.5}],
-                },
-            },
-        },
+    analysis = {
+        "slo": {"latencyP99": "250ms"},
+        "metrics": [{"name": "score-mean", "query": "avg(score)", "max": 0.5}],
     }
+    return modeldeployment(
+        name, "registry.example.com/iris:2.0", env={"A": "1"}, analysis=analysis, drain_period=None
+    )
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,19 @@ def write_or_check(
     parser.add_argument("output", type=Path, help=f"file to write, e.g. {example}")
     parser.add_argument("--check", action="store_true", help="only check the file is current (exit 1 if not)")
     args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+    return settle(args.output, render(), check=args.check, make_target=make_target)
+
+
+def settle(output: Path, text: str, *, check: bool, make_target: str) -> int:
+    """Write `text` to `output`, or with `check` exit code 1 when the file differs from it (naming the
+    make target that regenerates it)."""
+    if check:
+        current = output.read_text(encoding="utf-8") if output.exists() else ""
         if current != text:
-            print(f"{args.output} is stale: run `make {make_target}`", file=sys.stderr)
+            print(f"{output} is stale: run `make {make_target}`", file=sys.stderr)
             return 1
         return 0
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
-    print(f"wrote {args.output}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    print(f"wrote {output}")
     return 0

@@ -70,9 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    from modeldeploy.operator import handlers  # registers the kopf handlers
+    from modeldeploy.operator import handlers  # noqa: F401 - registers the kopf handlers
 
-    handlers.configure(settings)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr="0.0.0.0")
     priority = settings.peering_priority
@@ -86,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         namespaces=list(settings.namespaces),
         standalone=settings.peering is None,
         peering_name=settings.peering or "modeldeploy",
+        memo=kopf.Memo(settings=settings),
         liveness_endpoint=f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None,
     )
     return 0

@@ -14,7 +14,7 @@ Rule = dict[str, Any]
 _WRITE = ["get", "list", "watch", "create", "patch", "update", "delete"]
 
 OPERATOR_RULES: list[Rule] = [
-    # handlers/: watch ModelDeployments, acknowledge actions; reconcile.py: write status.
+    # handlers/: watch ModelDeployments, acknowledge actions; reconcile/: write status.
     {
         "apiGroups": ["modeldeploy.io"],
         "resources": ["modeldeployments"],
@@ -25,7 +25,7 @@ OPERATOR_RULES: list[Rule] = [
         "resources": ["modeldeployments/status"],
         "verbs": ["get", "patch", "update"],
     },
-    # reconcile.py applies the planner's children with server-side apply and deletes retired ones.
+    # reconcile/ applies the planner's children with server-side apply and deletes retired ones.
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": _WRITE},
     {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": _WRITE},
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": _WRITE},

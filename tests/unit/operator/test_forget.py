@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, cast
 
+import kopf
 from prometheus_client import REGISTRY
 
 from modeldeploy.operator import metrics
 from modeldeploy.operator.analysis.metrics import record_outcome
 from modeldeploy.operator.analysis.results import AnalysisOutcome, MetricVerdict, Verdict
+from modeldeploy.operator.handlers.context import OperatorContext
 from modeldeploy.operator.handlers.modeldeployment import modeldeployment_deleted
+from modeldeploy.operator.reconcile import Reconciler
+from modeldeploy.operator.settings import OperatorSettings
+from tests.support.fake_cluster import FakeCluster, FixedClock, ScriptedAnalyst, ScriptedGoldenChecker
 
 deleted = cast(Any, modeldeployment_deleted)  # kopf's decorator types it for kopf's own call
+
+
+def memo() -> kopf.Memo:
+    """The memo kopf hands the handler: the operator context, here with fakes behind its ports."""
+    settings, clock = OperatorSettings(), FixedClock(datetime(2026, 11, 22, tzinfo=UTC))
+    analyst = ScriptedAnalyst(lambda request, now: None)
+    reconciler = Reconciler(settings, FakeCluster(), analyst, ScriptedGoldenChecker(clock), clock)
+    return kopf.Memo(operator=OperatorContext(settings, reconciler))
+
 
 LABELS = {"namespace": "forget-ns", "model": "iris"}
 
@@ -38,6 +53,7 @@ def test_the_delete_handler_drops_the_models_analysis_series_and_rollout_gauge()
     metrics.ROLLOUT_PHASE.labels("forget-ns", "iris", "Progressing").set(1)
     assert series() == {"value": 0.0, "verdicts": 1.0, "in progress": 1.0, "phase": 1.0}
 
-    deleted(name="iris", namespace="forget-ns")
+    handler_memo = memo()
+    deleted(name="iris", namespace="forget-ns", memo=handler_memo)
     assert series() == {"value": None, "verdicts": None, "in progress": None, "phase": None}
-    deleted(name="iris", namespace="forget-ns")  # twice (a retried handler) is fine
+    deleted(name="iris", namespace="forget-ns", memo=handler_memo)  # twice (a retried handler) is fine

@@ -32,12 +32,13 @@ async def test_a_loop_sleep_ends_when_the_loop_is_stopped() -> None:
 
 async def test_a_loop_sleep_ends_when_poked() -> None:
     key = ("ns", "poked")
-    wakeup = wakeups.register(key)
+    loops = wakeups.Wakeups()
+    wakeup = loops.register(key)
     try:
-        asyncio.get_running_loop().call_later(0.05, wakeups.poke, key)
+        asyncio.get_running_loop().call_later(0.05, loops.poke, key)
         started = time.monotonic()
         await wakeups.sleep(wakeup, 30.0)
         assert time.monotonic() - started < 5.0
         assert not wakeup.event.is_set(), "the poke is consumed"
     finally:
-        wakeups.unregister(key)
+        loops.unregister(key)

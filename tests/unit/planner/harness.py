@@ -1,8 +1,10 @@
-"""A fixed-clock driver for the planner: plays the handler and a tiny in-memory cluster.
+"""A fixed-clock driver of the REAL reconcile: a fake cluster behind the cluster port, scripted
+analysis and golden checks behind theirs (tests/support/fake_cluster.py).
 
-The cluster applies a Plan exactly as the handler must (manifests, then scale, then delete),
-keeps Deployments' ready counts under the test's control, and hands the planner what a handler
-would observe. Status travels between calls as JSON (what the API server stores), so anything
+Each `tick()` writes the test's spec, generation, annotations and status into the fake
+ModelDeployment, runs `Reconciler.reconcile_once` (the operator's own code: reads, analysis
+when due, golden checks, plan, apply in order, status patch, Events), and reads the status
+back. Status travels as JSON through a merge patch (what the API server stores), so anything
 that does not survive the round trip shows up as a test failure.
 """
 
@@ -10,53 +12,46 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from modeldeploy.contract.labels import IMAGE_ANNOTATION, REVISION_LABEL
-from modeldeploy.contract.routing import ROUTING_KEY, RoutingTable
 from modeldeploy.operator.analysis.results import AnalysisOutcome, MetricVerdict, Verdict
 from modeldeploy.operator.api import ModelDeploymentSpec, ModelDeploymentStatus, revision_hash
 from modeldeploy.operator.planner import (
     ACTION_ANNOTATION,
+    AnalysisRequest,
     GoldenCheckRequest,
-    GoldenOutcome,
     ModelDeploymentMeta,
-    ObservedChildren,
-    ObservedRevision,
     Plan,
     PlannerConfig,
-    analysis_request,
-    golden_checks_due,
     plan,
 )
-from modeldeploy.operator.planner.outputs import ChildRef
+from modeldeploy.operator.reconcile import Reconciler
+from modeldeploy.operator.settings import OperatorSettings
+from tests.support.fake_cluster import (
+    FakeCluster,
+    FixedClock,
+    ScriptedAnalyst,
+    ScriptedGoldenChecker,
+    run_now,
+)
+from tests.support.modeldeployments import modeldeployment, spec_of
 
+NAME, NAMESPACE, UID = "iris", "ml", "uid-iris"
 T0 = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
 CONFIG = PlannerConfig(sidecar_image="registry.example.com/modeldeploy:0.1.0")
 
 
 def make_spec(image: str = "registry.example.com/iris:1", **overrides: Any) -> ModelDeploymentSpec:
-    """The spec used by most tests: 4 replicas, shadow → canary 10% → canary 50% → pause."""
-    data: dict[str, Any] = {
-        "model": {"image": image},
-        "replicas": 4,
-        "rollout": {
-            "steps": [
-                {"shadow": {"percent": 100, "duration": "2m"}},
-                {"canary": {"weight": 10, "duration": "1m"}},
-                {"canary": {"weight": 50, "duration": "2m"}},
-                {"pause": {}},
-            ],
-            "analysis": {"interval": "30s", "failureLimit": 2, "inconclusiveLimit": 3},
-        },
-        "progressDeadline": "5m",
-        "drainPeriod": "30s",
-    }
-    for key, value in overrides.items():
-        data[key] = value
-    return ModelDeploymentSpec.model_validate(data)
+    """The spec used by most tests: 4 replicas, shadow → canary 10% → canary 50% → pause;
+    `overrides`: top-level spec fields by their API names."""
+    fields: dict[str, Any] = {"progressDeadline": "5m", **overrides}
+    replicas = int(fields.pop("replicas", 4))
+    analysis = {"interval": "30s", "failureLimit": 2, "inconclusiveLimit": 3}
+    built = modeldeployment(NAME, image, replicas=replicas, analysis=analysis, drain_period="30s", **fields)
+    return spec_of(built)
 
 
 P99_QUERY = (
@@ -87,92 +82,18 @@ def verdict(
 OBSERVATIONS = ("conditions", "message", "replicas")
 """Status fields that describe what was observed (pods ready) rather than what was decided."""
 
+SETTINGS = OperatorSettings(sidecar_image=CONFIG.sidecar_image)
+LOG = logging.getLogger("tests.planner.harness")
+
 
 def decisions(status: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in status.items() if key not in OBSERVATIONS}
 
 
 @dataclass
-class FakeDeployment:
-    revision: str
-    replicas: int
-    ready: int = 0
-    manifest: dict[str, Any] | None = None
-
-
-@dataclass
-class FakeCluster:
-    """The children of one ModelDeployment, changed only by applying Plans."""
-
-    deployments: dict[str, FakeDeployment] = field(default_factory=dict)
-    objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    routing: RoutingTable | None = None
-    auto_ready: bool = True
-    """Pods become ready at once after each apply (a fast kubelet); False: the test decides."""
-    applied_routing: list[RoutingTable] = field(default_factory=list)
-
-    def apply(self, result: Plan) -> None:
-        for manifest in result.manifests:
-            kind, name = manifest["kind"], manifest["metadata"]["name"]
-            self.objects[(kind, name)] = copy.deepcopy(manifest)
-            if kind == "Deployment":
-                revision = manifest["metadata"]["labels"][REVISION_LABEL]
-                replicas = manifest["spec"]["replicas"]
-                current = self.deployments.get(revision)
-                if current is None:
-                    self.deployments[revision] = FakeDeployment(revision, replicas, 0, manifest)
-                else:
-                    current.replicas = replicas
-                    current.manifest = manifest
-            elif kind == "ConfigMap":
-                table = RoutingTable.from_json(manifest["data"][ROUTING_KEY])
-                if table != self.routing:
-                    self.applied_routing.append(table)
-                self.routing = table
-        for change in result.scale:
-            self.deployments[change.revision].replicas = change.replicas
-        for ref in result.delete:
-            self.objects.pop((ref.kind, ref.name), None)
-            if ref.kind == "Deployment":
-                for revision in list(self.deployments):
-                    if ref.name == f"iris-{revision}":
-                        del self.deployments[revision]
-        for deployment in self.deployments.values():
-            deployment.ready = min(deployment.ready, deployment.replicas)
-
-    def kubelet(self) -> None:
-        """Pods start (or not): with auto_ready every Deployment is fully ready."""
-        if self.auto_ready:
-            for deployment in self.deployments.values():
-                deployment.ready = deployment.replicas
-
-    def set_ready(self, revision: str, ready: int | None = None) -> None:
-        deployment = self.deployments[revision]
-        deployment.ready = deployment.replicas if ready is None else ready
-
-    def observed(self) -> ObservedChildren:
-        return ObservedChildren(
-            revisions=tuple(
-                ObservedRevision(
-                    revision=d.revision,
-                    replicas=d.replicas,
-                    ready_replicas=d.ready,
-                    image=(d.manifest or {}).get("metadata", {}).get("annotations", {}).get(IMAGE_ANNOTATION),
-                )
-                for d in sorted(self.deployments.values(), key=lambda d: d.revision)
-            ),
-            routing=self.routing,
-            others=tuple(
-                ChildRef(m["apiVersion"], m["kind"], m["metadata"]["name"])
-                for (kind, _), m in sorted(self.objects.items())
-                if kind != "Deployment"
-            ),
-        )
-
-
-@dataclass
 class Driver:
-    """Plays the handler: reads status (as JSON), asks for analysis when due, plans, applies."""
+    """Plays the world around the operator: the user (spec, actions), the clock, Prometheus'
+    verdicts, the kubelet (pods ready); the operator itself is the real reconcile."""
 
     spec: ModelDeploymentSpec = field(default_factory=make_spec)
     now: datetime = T0
@@ -186,7 +107,20 @@ class Driver:
     check_idempotent: bool = True
     golden_passes: bool = True
     """What the golden checks reconcile makes yield (only when the spec has golden requests)."""
-    golden_checks: list[GoldenCheckRequest] = field(default_factory=list)
+    given: AnalysisOutcome | None = None
+    clock: FixedClock = field(default_factory=lambda: FixedClock(T0))
+    reconciler: Reconciler = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.clock.at = self.now
+        self.reconciler = Reconciler(
+            settings=SETTINGS,
+            cluster=self.cluster,
+            analyst=ScriptedAnalyst(self._answer),
+            golden=ScriptedGoldenChecker(self.clock),
+            clock=self.clock,
+        )
+        assert self.reconciler.config == CONFIG
 
     @property
     def status(self) -> ModelDeploymentStatus:
@@ -194,7 +128,14 @@ class Driver:
 
     @property
     def meta(self) -> ModelDeploymentMeta:
-        return ModelDeploymentMeta("iris", "ml", "uid-iris", self.generation, dict(self.annotations))
+        return ModelDeploymentMeta(NAME, NAMESPACE, UID, self.generation, dict(self.annotations))
+
+    @property
+    def golden_checks(self) -> list[GoldenCheckRequest]:
+        """Every golden check reconcile ran, in order."""
+        checker = self.reconciler.golden
+        assert isinstance(checker, ScriptedGoldenChecker)
+        return checker.checks
 
     @property
     def events(self) -> list[tuple[str, str]]:
@@ -204,30 +145,52 @@ class Driver:
     def reasons(self) -> list[str]:
         return [reason for reason, _ in self.events]
 
-    def outcome(self) -> AnalysisOutcome | None:
-        request = analysis_request(self.spec, self.status, self.now)
-        if request is None:
-            return None
+    def _answer(self, request: AnalysisRequest, now: datetime) -> AnalysisOutcome:
         self.analysis_runs += 1
+        if self.given is not None:
+            given, self.given = self.given, None
+            return given
         return AnalysisOutcome(revision=request.revision, results=(verdict(self.next_verdict),))
 
-    def golden(self) -> list[GoldenOutcome]:
-        due = golden_checks_due(self.spec, self.status, self.cluster.observed(), self.now)
-        self.golden_checks += due
-        failed = None if self.golden_passes else "setosa"
-        message = "" if self.golden_passes else 'expected body ["setosa"], got ["versicolor"]'
-        return [
-            GoldenOutcome(c.revision, c.target, self.golden_passes, self.now, 1, failed, message) for c in due
-        ]
+    def model(self) -> dict[str, Any]:
+        """The ModelDeployment as the API server holds it (the test's spec, metadata and status)."""
+        return {
+            "apiVersion": "modeldeploy.io/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {
+                "name": NAME,
+                "namespace": NAMESPACE,
+                "uid": UID,
+                "generation": self.generation,
+                "annotations": dict(self.annotations),
+            },
+            "spec": self.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+            "status": copy.deepcopy(self.status_json),
+        }
 
-    def tick(self, analysis: AnalysisOutcome | str | None = "auto") -> Plan:
-        outcome = self.outcome() if analysis == "auto" else analysis
-        assert not isinstance(outcome, str)
-        golden = self.golden()
-        observed = self.cluster.observed()
-        result = plan(self.meta, self.spec, self.status, observed, self.now, CONFIG, outcome, golden)
-        self.cluster.apply(result)
-        self.status_json = json.loads(json.dumps(result.status_patch))
+    def _reconcile(self) -> Plan:
+        """One call of the real reconcile against the fake cluster, at `now`."""
+        self.clock.at = self.now
+        self.reconciler.cluster = self.cluster  # a test may swap in a restored cluster
+        checker = self.reconciler.golden
+        assert isinstance(checker, ScriptedGoldenChecker)
+        checker.passes = self.golden_passes
+        self.cluster.put(self.model())
+        result = run_now(self.reconciler.reconcile_once(NAMESPACE, NAME, LOG))
+        assert result is not None, f"reconcile applied no plan; events: {self.cluster.events[-1:]}"
+        return result
+
+    def _status_in_cluster(self) -> dict[str, Any]:
+        status: dict[str, Any] = self.cluster.objects[("ModelDeployment", NAME)].get("status") or {}
+        round_tripped: dict[str, Any] = json.loads(json.dumps(status))
+        return round_tripped
+
+    def tick(self, analysis: AnalysisOutcome | None = None) -> Plan:
+        """Reconcile once. `analysis`: what Prometheus answers if reconcile asks (it must ask)."""
+        self.given = analysis
+        result = self._reconcile()
+        assert self.given is None, "an analysis outcome was given but reconcile asked for none"
+        self.status_json = self._status_in_cluster()
         self.plans.append(result)
         if self.check_idempotent:
             self.assert_idempotent()
@@ -235,11 +198,20 @@ class Driver:
         return result
 
     def assert_idempotent(self) -> None:
-        """Called again at once (a kopf retry, a restart), the planner decides nothing new."""
-        again = plan(self.meta, self.spec, self.status, self.cluster.observed(), self.now, CONFIG, None)
+        """Planned again at once (a kopf retry, a restart) without new outcomes, the planner
+        decides nothing new."""
+        again = self.planned(None)
         assert again.events == (), f"re-planning at the same instant emitted {again.events}"
-        assert decisions(again.status_patch) == decisions(self.status_json)
+        # Stored status has no nulls (a merge patch removes them): compare it as the planner reads it.
+        stored = self.status.model_dump(mode="json", by_alias=True)
+        assert decisions(again.status_patch) == decisions(stored)
         assert again.routing == self.cluster.routing
+
+    def planned(self, analysis: AnalysisOutcome | None) -> Plan:
+        """What the planner alone decides on the cluster as it is, given `analysis` (for the
+        planner's own guards: outcomes the real reconcile never hands it) and no golden outcome."""
+        observed = self.cluster.observed()
+        return plan(self.meta, self.spec, self.status, observed, self.now, CONFIG, analysis, ())
 
     def advance(self, seconds: float, every: float = 5.0) -> None:
         """Let time pass, ticking every `every` seconds (as timers and watch events would)."""

@@ -8,6 +8,7 @@ import pytest
 
 from modeldeploy.contract.labels import REVISION_LABEL
 from modeldeploy.operator.analysis.results import AnalysisOutcome, Verdict
+from modeldeploy.operator.planner import analysis_request
 from tests.unit.planner.harness import Driver, make_spec, rev, verdict
 
 V1 = "registry.example.com/iris:1"
@@ -271,15 +272,18 @@ def test_spec_back_to_the_rolled_back_revision_after_a_change_is_a_new_attempt()
 def test_an_outcome_for_another_revision_or_not_due_is_ignored() -> None:
     d = rolling()
     failures = d.status.analysis.consecutive_failures
+    # The real reconcile asks only for due analyses of the canary: these are the planner's own guard.
     stray = AnalysisOutcome(revision=R3, results=(verdict(Verdict.FAIL),))
     d.now += timedelta(seconds=1)
-    result = d.tick(analysis=stray)
-    assert d.status.analysis.consecutive_failures == failures
+    result = d.planned(analysis=stray)
+    assert result.status.analysis.consecutive_failures == failures
     assert any("ignored analysis of revision" in n for n in result.notes)
+    d.tick()
     early = AnalysisOutcome(revision=R2, results=(verdict(Verdict.FAIL),))
     d.now += timedelta(seconds=1)
-    d.tick(analysis=early)
-    d.tick(analysis=early)
+    assert analysis_request(d.spec, d.status, d.now) is None, "the outcome below is not due"
+    assert d.planned(analysis=early).status.analysis.consecutive_failures == failures
+    d.tick()
     assert d.status.analysis.consecutive_failures == failures
 
 

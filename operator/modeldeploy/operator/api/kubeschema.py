@@ -39,6 +39,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from modeldeploy.contract.generated_file import settle
 from modeldeploy.operator.api.pod_template import SCHEMA_FILE
 
 Schema = dict[str, Any]
@@ -355,16 +356,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{module} is missing: run `make cluster-build` (it downloads k8s.io/kubernetes)", file=sys.stderr
         )
         return 2
-    text = generate(module)
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        if current != text:
-            print(f"{args.output} is stale: run `make kube-schema`", file=sys.stderr)
-            return 1
-        return 0
-    args.output.write_text(text, encoding="utf-8")
-    print(f"wrote {args.output}")
-    return 0
+    return settle(args.output, generate(module), check=args.check, make_target="kube-schema")
 
 
 if __name__ == "__main__":

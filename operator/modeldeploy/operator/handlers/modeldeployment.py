@@ -24,37 +24,22 @@ import time
 from typing import Any
 
 import kopf
-from kubernetes import config as kube_config
-from kubernetes.client import ApiClient
 
 from modeldeploy.contract.labels import MANAGED_BY, MANAGED_BY_LABEL, MODEL_LABEL
 from modeldeploy.operator.api import GROUP, PLURAL, VERSION
-from modeldeploy.operator.handlers import wakeups
-from modeldeploy.operator.handlers.config import current
-from modeldeploy.operator.kube import Kube
-from modeldeploy.operator.reconcile import forget, reconcile
+from modeldeploy.operator.handlers.context import OperatorContext, operator_context
+from modeldeploy.operator.handlers.wakeups import sleep
+from modeldeploy.operator.settings import OperatorSettings
 
 MANAGED = {MANAGED_BY_LABEL: MANAGED_BY}
 MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED.items())
 PEERING_STARTUP_GRACE = 10.0
 """Seconds after process start before a peered replica acts (peers' keep-alives become visible)."""
-_process_started = time.monotonic()
-_kube: Kube | None = None
-
-
-def _client() -> Kube:
-    global _kube
-    if _kube is None:
-        try:
-            kube_config.load_incluster_config()
-        except kube_config.ConfigException:
-            kube_config.load_kube_config()
-        _kube = Kube(ApiClient())
-    return _kube
 
 
 @kopf.on.startup()
-def configure_kopf(settings: kopf.OperatorSettings, **_: Any) -> None:
+def configure_kopf(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    operator: OperatorSettings = memo.get("settings") or OperatorSettings()
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="modeldeploy.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="modeldeploy.io", key="last-handled-configuration"
@@ -63,10 +48,10 @@ def configure_kopf(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    settings.peering.mandatory = current().peering is not None
+    settings.peering.mandatory = operator.peering is not None
     # Only modeldeploy's own ConfigMaps are watched (server-side filter, not every ConfigMap).
     settings.watching.label_selectors[("v1", "configmaps")] = MANAGED_SELECTOR
-    _client()
+    memo.operator = OperatorContext.production(operator)
 
 
 def _fingerprint(body: kopf.Body) -> object:
@@ -79,52 +64,56 @@ async def rollout_loop(
     name: str,
     namespace: str | None,
     body: kopf.Body,
+    memo: kopf.Memo,
     stopped: kopf.DaemonStopped,
     logger: logging.Logger | logging.LoggerAdapter[Any],
     **_: Any,
 ) -> None:
     assert namespace is not None, "ModelDeployment is a namespaced resource"
-    if current().peering is not None:
-        grace = PEERING_STARTUP_GRACE - (time.monotonic() - _process_started)
+    context = operator_context(memo)
+    if context.settings.peering is not None:
+        grace = PEERING_STARTUP_GRACE - (time.monotonic() - context.started)
         if grace > 0:
             logger.info("peering: waiting %.1fs for peers' keep-alives before acting", grace)
             await stopped.wait(grace)
             if stopped:
                 return  # paused in favour of a peer (or shutting down) before acting
     key = (namespace, name)
-    wakeup = wakeups.register(key)
+    wakeup = context.wakeups.register(key)
     wakeup.fingerprint = _fingerprint(body)
     try:
         while not stopped:
-            delay = await reconcile(_client(), namespace, name, current(), logger)
-            await wakeups.sleep(wakeup, delay, stopped.wait())
+            delay = await context.reconciler.reconcile(namespace, name, logger)
+            await sleep(wakeup, delay, stopped.wait())
     finally:
-        wakeups.unregister(key)
+        context.wakeups.unregister(key)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
-def modeldeployment_deleted(name: str, namespace: str | None, **_: Any) -> None:
+def modeldeployment_deleted(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     # The loop is stopped by now; what this process keeps about the model goes with it.
     if namespace:
-        forget(namespace, name)
+        operator_context(memo).reconciler.forget(namespace, name)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def modeldeployment_changed(name: str, namespace: str | None, body: kopf.Body, **_: Any) -> None:
+def modeldeployment_changed(
+    name: str, namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
     # Status patches (our own) change neither generation nor annotations: they do not poke.
     if namespace:
-        wakeups.poke((namespace, name), _fingerprint(body))
+        operator_context(memo).wakeups.poke((namespace, name), _fingerprint(body))
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
-def deployment_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+def deployment_changed(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
     model = labels.get(MODEL_LABEL)
     if model and namespace:
-        wakeups.poke((namespace, model))
+        operator_context(memo).wakeups.poke((namespace, model))
 
 
 @kopf.on.event("v1", "configmaps", labels=MANAGED)
-def configmap_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+def configmap_changed(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
     model = labels.get(MODEL_LABEL)
     if model and namespace:
-        wakeups.poke((namespace, model))
+        operator_context(memo).wakeups.poke((namespace, model))

@@ -21,29 +21,29 @@ class Wakeup:
     fingerprint: object = None  # last seen (generation, annotations) of the resource
 
 
-_loops: dict[Key, Wakeup] = {}
+class Wakeups:
+    """The wake-up events of the rollout loops running in this process, by ModelDeployment."""
 
+    def __init__(self) -> None:
+        self._loops: dict[Key, Wakeup] = {}
 
-def register(key: Key) -> Wakeup:
-    wakeup = _loops.setdefault(key, Wakeup())
-    return wakeup
+    def register(self, key: Key) -> Wakeup:
+        return self._loops.setdefault(key, Wakeup())
 
+    def unregister(self, key: Key) -> None:
+        self._loops.pop(key, None)
 
-def unregister(key: Key) -> None:
-    _loops.pop(key, None)
-
-
-def poke(key: Key, fingerprint: object = None) -> bool:
-    """Wake the loop of `key`. With a fingerprint, only if it differs from the last one seen."""
-    wakeup = _loops.get(key)
-    if wakeup is None:
-        return False
-    if fingerprint is not None:
-        if fingerprint == wakeup.fingerprint:
+    def poke(self, key: Key, fingerprint: object = None) -> bool:
+        """Wake the loop of `key`. With a fingerprint, only if it differs from the last one seen."""
+        wakeup = self._loops.get(key)
+        if wakeup is None:
             return False
-        wakeup.fingerprint = fingerprint
-    wakeup.event.set()
-    return True
+        if fingerprint is not None:
+            if fingerprint == wakeup.fingerprint:
+                return False
+            wakeup.fingerprint = fingerprint
+        wakeup.event.set()
+        return True
 
 
 async def sleep(wakeup: Wakeup, seconds: float, stop: Awaitable[object] | None = None) -> None:

@@ -74,6 +74,12 @@ class AppliedChildren:
             _digest(manifest), version, self._clock()
         )
 
+    def applied_children(self, owner: Owner) -> list[ChildKey] | None:
+        """The children this process applied for `owner` and has not deleted since (None: it has
+        applied none yet, e.g. after a restart)."""
+        children = self._owners.get(owner)
+        return None if children is None else sorted(children)
+
     def forget(self, owner: Owner, key: ChildKey | None = None) -> None:
         """Forget one child (deleted), or all of an owner's (the ModelDeployment is gone)."""
         if key is None:

@@ -6,8 +6,6 @@ import socket
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from modeldeploy.operator.kube.client import Kube
-
 COMPONENT = "modeldeploy-operator"
 MAX_MESSAGE = 1024
 
@@ -39,9 +37,3 @@ def event_manifest(
         "lastTimestamp": stamp,
         "count": 1,
     }
-
-
-async def post_event(
-    kube: Kube, body: dict[str, Any], type_: Literal["Normal", "Warning"], reason: str, message: str
-) -> None:
-    await kube.create(event_manifest(body, type_, reason, message, datetime.now(UTC)))
