@@ -11,7 +11,7 @@ from typing import Literal
 
 from modeldeploy.operator import metrics
 from modeldeploy.operator.analysis import metrics as analysis_metrics
-from modeldeploy.operator.analysis.drift import gate_from_spec
+from modeldeploy.operator.analysis.checks.drift import gate_from_spec
 from modeldeploy.operator.analysis.prometheus import PrometheusClients
 from modeldeploy.operator.analysis.results import AnalysisOutcome, MetricVerdict, Verdict
 from modeldeploy.operator.analysis.run import SequentialSettings, analyze
