@@ -70,14 +70,14 @@ def run(workdir: Path) -> str:
                     env.patch_spec(name, {"model": bad["spec"]["model"]})
                     marks = watch_rollback(env, name, stable, timeout=180)
                     load.stop()
-                    rows.append(
-                        Run(
-                            method,
-                            marks["traffic_cut"] - marks["breach_start"],
-                            marks["rolled_back"] - marks["breach_start"],
-                            rolled_back_by(env, name),
-                        )
+                    row = Run(
+                        method,
+                        marks["traffic_cut"] - marks["breach_start"],
+                        marks["rolled_back"] - marks["breach_start"],
+                        rolled_back_by(env, name),
                     )
+                    rows.append(row)
+                    print(f"bench: rollback {row}", flush=True)
         finally:
             env.stop()
     table = [
