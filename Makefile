@@ -44,8 +44,9 @@ $(PY):
 install-python: $(PY) ## the modeldeploy package (editable) with test tools and the iris example's BentoML, in .venv
 	$(PY) -m pip install -q -e '.[test,iris]'
 
-cluster-build: ## build (or reuse) the local cluster: kube-apiserver, controller-manager, scheduler, kubelet, kube-proxy, kubectl, etcd, CoreDNS, KWOK
+cluster-build: ## build (or reuse) the local cluster: kube-apiserver, controller-manager, scheduler, kubelet, kube-proxy, kubectl, etcd, CoreDNS, KWOK; Prometheus with Kubernetes discovery
 	bash tests/cluster/build.sh
+	bash tests/cluster/prometheus/build.sh
 
 argocd-lua-build: ## build (or reuse) argocd-lua: Argo CD's own Lua engine, for the health check and actions tests
 	bash tests/argocd/golua/build.sh
@@ -66,9 +67,10 @@ cluster-gomod: ## regenerate tests/cluster/controlplane/go.mod for KUBE_RELEASE 
 test: install ## lint, then every test layer (unit, serving, cluster/api, e2e) — the command CI runs
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-sidecar
+	$(MAKE) --no-print-directory images  # the e2e tests run them on the real node (cached by content hash)
 	$(PYTEST) tests -m "not images"
 
-test-images: images ## build the container images and run each in a private containerd (not yet in `make test`: no e2e test runs them yet)
+test-images: images ## build the container images and run each in a private containerd (these image tests are not in `make test`; the e2e tests run the images on the real node)
 	$(PYTEST) tests/cluster/images -m images
 
 test-sidecar: ## cargo unit + property tests of the Rust sidecar (proptest runs a bounded number of cases)
@@ -83,7 +85,7 @@ test-serving: install ## sidecar + BentoML + Prometheus integration tests
 test-api: install ## tests on the real local API server
 	$(PYTEST) tests/api
 
-test-e2e: install ## end-to-end rollouts
+test-e2e: install images ## end-to-end rollouts (the real node runs the images)
 	$(PYTEST) tests/e2e
 
 lint: install-python ## ruff + mypy + the import layers (lint-imports, contracts in pyproject.toml), cargo clippy + fmt

@@ -32,6 +32,13 @@ def cluster() -> Iterator[LocalCluster]:
 
 
 @pytest.fixture(scope="session")
+def real_cluster() -> Iterator[LocalCluster]:
+    """The local cluster with a real node (only one per machine), for the e2e tests on real Pods."""
+    with running_cluster(node="real") as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
 def k8s(cluster: LocalCluster) -> Iterator[ApiClient]:
     api_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
     try:

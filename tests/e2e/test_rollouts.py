@@ -1,4 +1,5 @@
-"""End to end: real control plane, operator, Prometheus, sidecars and BentoML iris servers.
+"""End to end on the real node: the operator installed by the chart, model Pods of the iris and
+sidecar images, Prometheus discovering them through the API, load through kube-proxy (real_env.py).
 
 Scenarios (issue 6): a good revision is promoted through shadow and canary steps; a revision
 failing 30% of requests is rolled back; a revision whose p99 is several times stable's is rolled
@@ -16,8 +17,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.cluster.localcluster import CACHE, LocalCluster
-from tests.support.e2e_env import E2EEnv
 from tests.support.e2e_scenarios import deploy_stable, new_revision_spec, watch_rollback
+from tests.support.real_env import RealNodeEnv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
 
@@ -25,8 +26,8 @@ TIMINGS = CACHE / "e2e-timings.json"
 
 
 @pytest.fixture(scope="module")
-def env(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EEnv]:
-    e2e = E2EEnv(cluster, tmp_path_factory.mktemp("e2e")).start()
+def env(real_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNodeEnv]:
+    e2e = RealNodeEnv(real_cluster, tmp_path_factory.mktemp("e2e")).start()
     try:
         yield e2e
     finally:
@@ -45,7 +46,7 @@ def record_timing(scenario: str, marks: dict[str, float]) -> dict[str, float]:
     return figures
 
 
-def test_good_revision_walks_shadow_and_canary_and_is_promoted(env: E2EEnv) -> None:
+def test_good_revision_walks_shadow_and_canary_and_is_promoted(env: RealNodeEnv) -> None:
     stable = deploy_stable(env, "good")
     load = env.start_load("good")
     env.wait(lambda: load.by_revision().get(stable, 0) > 10, 30, "traffic served by stable")
@@ -82,7 +83,7 @@ def test_good_revision_walks_shadow_and_canary_and_is_promoted(env: E2EEnv) -> N
     ],
 )
 def test_bad_revision_is_rolled_back(
-    env: E2EEnv, scenario: str, bad_env: dict[str, str], expect: str
+    env: RealNodeEnv, scenario: str, bad_env: dict[str, str], expect: str
 ) -> None:
     name = f"bad-{scenario}"
     # Stable answers in ~20 ms; the p99 limit of 100 ms is then met by stable and broken by a
@@ -121,7 +122,7 @@ def test_bad_revision_is_rolled_back(
     assert not (env.routing(name).get("canary") or {}).get("weight")
 
 
-def test_too_little_traffic_is_inconclusive_and_never_promotes(env: E2EEnv) -> None:
+def test_too_little_traffic_is_inconclusive_and_never_promotes(env: RealNodeEnv) -> None:
     stable = deploy_stable(env, "quiet")
     load = env.start_load("quiet", rate=1.0)
     env.patch_spec("quiet", new_revision_spec(env, "quiet", variant="b"))
@@ -137,7 +138,7 @@ def test_too_little_traffic_is_inconclusive_and_never_promotes(env: E2EEnv) -> N
     assert any("request" in r["message"].lower() for r in results), results
 
 
-def test_prometheus_stopped_mid_rollout_blocks_promotion(env: E2EEnv) -> None:
+def test_prometheus_stopped_mid_rollout_blocks_promotion(env: RealNodeEnv) -> None:
     stable = deploy_stable(env, "blind")
     load = env.start_load("blind")
     env.patch_spec("blind", new_revision_spec(env, "blind", variant="b"))

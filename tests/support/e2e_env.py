@@ -32,18 +32,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kubernetes import client, config
 
 from tests.cluster.localcluster import LocalCluster, free_port
 from tests.serving.processes import PrometheusProc, start_prometheus
+from tests.support.e2e_objects import GROUP as GROUP  # re-exported: older imports take them from here
+from tests.support.e2e_objects import PLURAL as PLURAL
+from tests.support.e2e_objects import VERSION as VERSION
+from tests.support.e2e_objects import ModelDeploymentObjects
 from tests.support.launchers import model_launcher, sidecar_launcher
 from tests.support.modeldeployments import modeldeployment as build_modeldeployment
 from tests.support.operator_process import OperatorProcess, install_crd
 from tests.support.podrunner import Launch, Launcher, PodPorts, PodRunner
 from tests.support.service_proxy import Endpoints, ServiceProxy
 
-GROUP, VERSION, PLURAL = "modeldeploy.io", "v1alpha1", "modeldeployments"
 IRIS_BODY = {"features": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
 OPERATOR_JOB = "modeldeploy-operator"
 """Prometheus job scraping the operator's /metrics."""
@@ -66,7 +68,8 @@ def iris_request(_: int) -> tuple[Any, dict[str, str]]:
 
 @dataclass
 class LoadGenerator:
-    """Steady traffic into the entry Service through the ServiceProxy (threads, bounded by stop()).
+    """Steady traffic into the entry Service (threads, bounded by stop()), through `proxy` (the
+    ServiceProxy on KWOK) or, when `proxy` is empty, straight to `url` (a ClusterIP on the real node).
 
     Every request sends IRIS_BODY unless `request` gives each request's body and extra headers.
     """
@@ -95,7 +98,10 @@ class LoadGenerator:
         self._workers.clear()
 
     def _run(self, worker: int) -> None:
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": self.proxy}))
+        # no proxy: straight to the URL (a ClusterIP on the real node)
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({"http": self.proxy} if self.proxy else {})
+        )
         period = self.threads / self.rate
         numbers = itertools.count(worker, self.threads)  # request numbers are unique across workers
         while not self._stop.is_set():
@@ -129,7 +135,7 @@ class LoadGenerator:
         return Counter(s.revision for s in self.since(t))
 
 
-class E2EEnv:
+class E2EEnv(ModelDeploymentObjects):
     def __init__(
         self,
         cluster: LocalCluster,
@@ -146,6 +152,8 @@ class E2EEnv:
         self.scrape_interval = scrape_interval
         self.min_window_seconds = min_window_seconds
         self.operator_args = operator_args
+        self.model_fields: dict[str, Any] = {}
+        """spec.model fields every scenario's model gets: none (the process runner runs any image)."""
         self.api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
         self.custom = client.CustomObjectsApi(self.api)
         self.core = client.CoreV1Api(self.api)
@@ -230,46 +238,9 @@ class E2EEnv:
             self._loop_thread.join(5)
         self.api.close()
 
-    # ---- the ModelDeployment ---------------------------------------------------------------
-    def apply(self, body: dict[str, Any]) -> None:
-        self.cluster.kubectl("apply", "-n", self.namespace, "-f", "-", input=yaml.safe_dump(body))
-
-    def get(self, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, name
-        )
-        return result
-
-    def status(self, name: str) -> dict[str, Any]:
-        return dict(self.get(name).get("status") or {})
-
-    def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, name, {"spec": spec}
-        )
-
-    def routing(self, name: str) -> dict[str, Any]:
-        cm = self.core.read_namespaced_config_map(f"{name}-routing", self.namespace)
-        result: dict[str, Any] = json.loads(cm.data["routing.json"])
-        return result
-
-    def events(self, name: str) -> list[tuple[str, str, str]]:
-        items = self.core.list_namespaced_event(
-            self.namespace, field_selector=f"involvedObject.name={name},involvedObject.kind=ModelDeployment"
-        ).items
-        return [
-            (e.type, e.reason, e.message) for e in sorted(items, key=lambda e: e.metadata.creation_timestamp)
-        ]
-
-    def wait(self, predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.2)
+    def failure_context(self) -> str:
         tail = self.operator.logs()[-3000:] if self.operator else ""
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}\noperator log tail:\n{tail}")
+        return f"operator log ({self.operator.log if self.operator else 'not started'}) tail:\n{tail}"
 
 
 def _fast_drain(launcher: Launcher) -> Launcher:
@@ -287,6 +258,7 @@ def modeldeployment(
     *,
     env: dict[str, str] | None = None,
     variant: str = "a",
+    model_fields: dict[str, Any] | None = None,
     steps: list[dict[str, Any]] | None = None,
     analysis: dict[str, Any] | None = None,
     replicas: int = 1,
@@ -294,7 +266,9 @@ def modeldeployment(
 ) -> dict[str, Any]:
     """A ModelDeployment of the iris example; `env` sets IRIS_* switches (latency, failures).
 
-    `extra_spec` adds top-level spec fields (e.g. traffic, guardrails).
+    `extra_spec` adds top-level spec fields (e.g. traffic, guardrails); `model_fields` adds spec.model
+    fields (the real node: the iris image and its probes; default image: a name nothing pulls, for
+    the process runner).
     """
     model_env = {"IRIS_VARIANT": variant, **(env or {})}
     default_steps = [
@@ -310,7 +284,7 @@ def modeldeployment(
         # is not, and a just-started model on a loaded 2-core machine can trip it.
         "slo": {"latencyP99": "500ms", "errorRate": 0.05},
     }
-    return build_modeldeployment(
+    manifest = build_modeldeployment(
         name,
         f"registry.invalid/iris:{variant}",
         replicas=replicas,
@@ -320,3 +294,5 @@ def modeldeployment(
         prometheus_url=prometheus_url,
         **(extra_spec or {}),
     )
+    manifest["spec"]["model"].update(model_fields or {})
+    return manifest

@@ -6,18 +6,22 @@ import time
 from typing import Any
 
 from tests.support.e2e_env import E2EEnv, modeldeployment
+from tests.support.real_env import RealNodeEnv
+
+AnyEnv = E2EEnv | RealNodeEnv
+"""Both environments offer the same API to the scenarios (KWOK + process runner, or the real node)."""
 
 
-def prom_url(env: E2EEnv) -> str:
+def prom_url(env: AnyEnv) -> str:
     assert env.prometheus is not None
     return env.prometheus.url
 
 
-def deploy_stable(e2e: E2EEnv, name: str, **kw: Any) -> str:
-    e2e.apply(modeldeployment(name, prom_url(e2e), **kw))
+def deploy_stable(e2e: AnyEnv, name: str, **kw: Any) -> str:
+    e2e.apply(modeldeployment(name, prom_url(e2e), model_fields=e2e.model_fields, **kw))
     status = e2e.wait(
         lambda: e2e.status(name) if e2e.status(name).get("phase") == "Succeeded" else None,
-        60,
+        120,
         f"{name} stable",
     )
     revision: str = status["stableRevision"]
@@ -26,12 +30,12 @@ def deploy_stable(e2e: E2EEnv, name: str, **kw: Any) -> str:
     return revision
 
 
-def new_revision_spec(e2e: E2EEnv, name: str, **kw: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = modeldeployment(name, prom_url(e2e), **kw)["spec"]
+def new_revision_spec(e2e: AnyEnv, name: str, **kw: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = modeldeployment(name, prom_url(e2e), model_fields=e2e.model_fields, **kw)["spec"]
     return {"model": spec["model"]}
 
 
-def watch_rollback(env: E2EEnv, name: str, stable: str, timeout: float) -> dict[str, float]:
+def watch_rollback(env: AnyEnv, name: str, stable: str, timeout: float) -> dict[str, float]:
     """Poll routing and status until RolledBack; return when traffic reached and left the bad revision.
 
     The breach starts when the routing table sends the new revision traffic AND one of its pods

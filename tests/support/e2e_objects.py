@@ -1,0 +1,71 @@
+"""What every e2e environment offers the scenarios: the ModelDeployment and its children, read and
+changed through the API server, and waiting with a message that says where to look.
+
+E2EEnv (KWOK + process runner) and RealNodeEnv (real node + chart) both build on it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from kubernetes import client
+
+if TYPE_CHECKING:
+    from tests.cluster.localcluster import LocalCluster
+
+GROUP, VERSION, PLURAL = "modeldeploy.io", "v1alpha1", "modeldeployments"
+__all__ = ["GROUP", "PLURAL", "VERSION", "ModelDeploymentObjects"]
+
+
+class ModelDeploymentObjects:
+    cluster: LocalCluster
+    namespace: str
+    custom: client.CustomObjectsApi
+    core: client.CoreV1Api
+
+    def failure_context(self) -> str:
+        """What a timed-out wait shows besides its own message (logs and where they are)."""
+        return ""
+
+    def apply(self, body: dict[str, Any]) -> None:
+        self.cluster.kubectl("apply", "-n", self.namespace, "-f", "-", input=yaml.safe_dump(body))
+
+    def get(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name
+        )
+        return result
+
+    def status(self, name: str) -> dict[str, Any]:
+        return dict(self.get(name).get("status") or {})
+
+    def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name, {"spec": spec}
+        )
+
+    def routing(self, name: str) -> dict[str, Any]:
+        cm = self.core.read_namespaced_config_map(f"{name}-routing", self.namespace)
+        result: dict[str, Any] = json.loads(cm.data["routing.json"])
+        return result
+
+    def events(self, name: str) -> list[tuple[str, str, str]]:
+        items = self.core.list_namespaced_event(
+            self.namespace, field_selector=f"involvedObject.name={name},involvedObject.kind=ModelDeployment"
+        ).items
+        return [
+            (e.type, e.reason, e.message) for e in sorted(items, key=lambda e: e.metadata.creation_timestamp)
+        ]
+
+    def wait(self, predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.2)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{self.failure_context()}")
