@@ -20,10 +20,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.cpu_per_request import PAUSE_MS, RATE, CpuRun, CpuTarget, cpu_rounds
+from bench.cpu_per_request import CONNECTIONS, PAUSE_MS, RATE, CpuRun, CpuTarget, cpu_rounds
 from bench.openloop import OpenLoopResult, constant_rate
 from bench.proc_cpu import cpu_seconds
-from bench.proxies import sidecar_for, start_nginx
+from bench.proxies import sidecar_build, sidecar_for, start_nginx
 from bench.sidecar import PATH, WARMUP_SECONDS
 from bench.targets import Target, met_summary, target_table
 from bench.wrk import write_script
@@ -175,7 +175,7 @@ def report(m: Measured) -> str:
     lines = [
         "Sidecars identical but for the table's `dataPath` (as shipped: one runtime worker thread per "
         "CPU); POST /predict_proba (3 rows), open loop, each sidecar in turn for interleaved rounds. "
-        "All processes share the machine's CPUs with other work.",
+        f"All processes share the machine's CPUs with other work. Sidecar binary: {sidecar_build()}.",
         "",
         "### Target (issue #14)",
         "",
@@ -187,8 +187,8 @@ def report(m: Measured) -> str:
         f"{CPU_SECONDS} s per sidecar)",
         "",
         "The upstream is nginx answering a fixed JSON body, so the sidecar's own work is all that is "
-        "measured; the load is wrk with 10 connections, each pausing 9 ms after every answer "
-        "(bench/cpu_per_request.py). User + system time of the sidecar process (prediction log writer "
+        f"measured; the load is wrk with {CONNECTIONS} connections, each pausing {PAUSE_MS} ms after "
+        "every answer (bench/cpu_per_request.py). User + system time of the sidecar process (prediction log writer "
         "thread included) from /proc over the rounds, divided by the requests answered.",
         "",
         "| sidecar dataPath | requests | achieved requests/s | CPU s | CPU µs/request | of plain | errors |",

@@ -11,6 +11,7 @@ workers, like nginx's accept in its workers.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from tests.serving.processes import (
     SidecarProc,
     free_port,
     http,
+    sidecar_binary,
     spawn,
     start_sidecar,
     write_routing,
@@ -141,3 +143,12 @@ def sidecar_for(
             wait_ready=False,
         )
     )
+
+
+def sidecar_build() -> str:
+    """Which sidecar binary a benchmark ran: its path, size, build time and sha256 prefix."""
+    path = sidecar_binary()
+    stat = path.stat()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    built = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(stat.st_mtime))
+    return f"`{path}` ({stat.st_size / 1024 / 1024:.1f} MiB, built {built}, sha256 {digest}…)"

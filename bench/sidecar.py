@@ -30,11 +30,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.cpu_per_request import PAUSE_MS, RATE, CpuRun, CpuTarget, cpu_rounds
+from bench.cpu_per_request import CONNECTIONS, PAUSE_MS, RATE, CpuRun, CpuTarget, cpu_rounds
 from bench.machine import tool_version
 from bench.openloop import OpenLoopResult, constant_rate
 from bench.proc_cpu import cpu_seconds, thread_names, tree_cpu_seconds
-from bench.proxies import port_of, sidecar_for, start_nginx
+from bench.proxies import port_of, sidecar_build, sidecar_for, start_nginx
 from bench.targets import Target, met_summary, target_table
 from bench.wrk import WrkResult, median_result, write_script, wrk
 from tests.serving.processes import IrisServer, Proc, Processes, SidecarProc, free_port, launch_iris
@@ -368,7 +368,8 @@ def report(m: Measured) -> str:
     late = sum(r.late_starts for r in (*m.latency.values(), *m.shadow.values()))
     lines = [
         f"Tools: {tool_version(['nginx', '-v'])}; {tool_version(['wrk', '-v']).split(' Copyright')[0]}; "
-        "BentoML iris example (1 worker, access log off); the Rust `modeldeploy-sidecar` release build. "
+        "BentoML iris example (1 worker, access log off); the Rust sidecar, release build "
+        f"{sidecar_build()}. "
         "All processes (load generators included) share the machine's CPUs with other work. "
         f"Open-loop figures: {ROUNDS} interleaved rounds, percentiles over all rounds' requests; wrk "
         "figures: medians of the rounds.",
@@ -404,7 +405,8 @@ def report(m: Measured) -> str:
         f"### CPU per proxied request (about {RATE:,} requests/s on the static upstream, "
         f"{CPU_ROUNDS} rounds of {CPU_SECONDS} s)",
         "",
-        "wrk with 10 connections, each pausing 9 ms after every answer (bench/cpu_per_request.py). "
+        f"wrk with {CONNECTIONS} connections, each pausing {PAUSE_MS} ms after every answer "
+        "(bench/cpu_per_request.py). "
         "User + system CPU time from /proc over the rounds divided by the requests answered (nginx: "
         "master and workers).",
         "",

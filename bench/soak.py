@@ -18,6 +18,7 @@ import os
 import time
 from pathlib import Path
 
+from bench.proxies import sidecar_build
 from bench.targets import Target, met_summary, target_table
 from tests.serving.processes import Processes, launch_iris
 from tests.serving.soak import (
@@ -143,7 +144,7 @@ def report(result: SoakResult, idle_rss: int) -> str:
         f"guard window {guard.window}, trip above {guard.max_error_ratio:.0%} after {guard.min_requests}; "
         f"a new canary revision every {ROTATE_EVERY:.0f} s ({result.tables_published} routing tables). "
         f"Sidecar sampled every {SAMPLE_PERIOD:.0f} s from /proc. All processes share the machine's CPUs "
-        "with other work running on it.",
+        f"with other work running on it. Sidecar binary: {sidecar_build()}.",
         "",
         "### Targets (issue #14)",
         "",
