@@ -188,8 +188,9 @@ def report(m: Measured) -> str:
         "",
         "The upstream is nginx answering a fixed JSON body, so the sidecar's own work is all that is "
         f"measured; the load is wrk with {CONNECTIONS} connections, each pausing {PAUSE_MS} ms after "
-        "every answer (bench/cpu_per_request.py). User + system time of the sidecar process (prediction log writer "
-        "thread included) from /proc over the rounds, divided by the requests answered.",
+        "every answer (bench/cpu_per_request.py). User + system time of the sidecar process "
+        "(prediction log writer thread included) from /proc over the rounds, divided by the requests "
+        "answered.",
         "",
         "| sidecar dataPath | requests | achieved requests/s | CPU s | CPU µs/request | of plain | errors |",
         "|---|---:|---:|---:|---:|---:|---:|",
