@@ -483,7 +483,9 @@ def report(m: Measured) -> str:
             f"{name}: " + ", ".join(f"{k} {v:.0f}" for k, v in counts.items())
             for name, counts in m.copies.items()
         )
-        + " (warm-up included).",
+        + " (warm-up included). Mismatches are expected here: the static primary answers one fixed body, "
+        "the BentoML shadows the model's real answer; a dropped copy found the shadow's bounded queue "
+        "full (the primary never waits for it).",
         "",
         f"### Throughput on the BentoML upstream (wrk, {CEILING_CONNECTIONS} connections, "
         f"{THROUGHPUT_ROUNDS} rounds of {THROUGHPUT_SECONDS} s)",
