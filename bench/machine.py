@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import statistics
 import subprocess
+import threading
 from collections.abc import Sequence
 
 
@@ -34,3 +36,43 @@ def tool_version(argv: Sequence[str]) -> str:
     done = subprocess.run(list(argv), capture_output=True, text=True, check=False)
     lines = (done.stdout.strip() or done.stderr.strip()).splitlines()
     return lines[0].strip() if lines else "unknown"
+
+
+class LoadSampler:
+    """The machine's 1-minute load average while a `with` block runs, sampled every `period` s.
+
+    The machine is shared with other work; the load during a measurement says how far its
+    absolute figures can be trusted (the ratios within one section are measured in interleaved
+    rounds, so load from elsewhere falls on every target alike).
+    """
+
+    def __init__(self, period: float = 5.0) -> None:
+        self.period = period
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="loadavg", daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.period):
+            self.samples.append(os.getloadavg()[0])
+
+    def __enter__(self) -> LoadSampler:
+        self.samples.append(os.getloadavg()[0])
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(self.period + 1)
+        self.samples.append(os.getloadavg()[0])
+
+    def describe(self) -> str:
+        """E.g. "1-minute load average 3.2 at the start, 5.1 at the end, 2.9 to 6.0 (median 4.4)"."""
+        s = self.samples
+        if not s:
+            return "load average not sampled"
+        return (
+            f"1-minute load average {s[0]:.1f} at the start, {s[-1]:.1f} at the end, "
+            f"{min(s):.1f} to {max(s):.1f} (median {statistics.median(s):.1f}) sampled every "
+            f"{self.period:.0f} s, on {os.cpu_count()} CPUs"
+        )

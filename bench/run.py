@@ -1,9 +1,10 @@
 """`make bench`: run the benchmarks and merge their sections into docs/benchmarks.md.
 
 Each benchmark is a module in `bench/` with `TITLE: str` and `run(workdir: Path) -> str`, which
-returns the markdown body of its section (tables and notes). This runner adds the machine and the
-date to each section and replaces that section in the document between its markers, leaving the
-other sections as they are, so benchmarks can be run alone:
+returns the markdown body of its section (tables and notes). This runner adds the machine, the
+date and the machine's load average during the run to each section and replaces that section in
+the document between its markers, leaving the other sections as they are, so benchmarks can be
+run alone:
 
     python -m bench.run                  # all benchmarks
     python -m bench.run --only sidecar   # one section
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, cast
 
-from bench.machine import machine
+from bench.machine import LoadSampler, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENT = ROOT / "docs" / "benchmarks.md"
@@ -77,11 +78,15 @@ def run_one(key: str, workdir: Path) -> str:
     module = cast(Benchmark, importlib.import_module(BENCHMARKS[key]))
     started = time.monotonic()
     print(f"bench: {key} ...", flush=True)
-    body = module.run(workdir)
+    with LoadSampler() as load:
+        body = module.run(workdir)
     took = time.monotonic() - started
     print(f"bench: {key} done in {took:.0f} s", flush=True)
     when = time.strftime("%Y-%m-%d %H:%M %Z")
-    return f"## {module.TITLE}\n\nMeasured {when} on {machine()} (run took {took:.0f} s).\n\n{body.strip()}\n"
+    return (
+        f"## {module.TITLE}\n\nMeasured {when} on {machine()} (run took {took:.0f} s; "
+        f"{load.describe()}).\n\n{body.strip()}\n"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

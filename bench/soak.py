@@ -4,7 +4,9 @@ Real processes on loopback (tests/serving: three BentoML iris servers, each behi
 the routing table in a file). The canary fails 50% of its requests; the stable sidecar retries
 failed POSTs locally, its fast guard trips, and a new canary revision is published every
 ROTATE_EVERY seconds so the guard and the retries stay busy for the whole run. RSS and open FDs
-of the stable sidecar come from /proc every SAMPLE_PERIOD seconds (tests/serving/soak.py).
+of the stable sidecar come from /proc every SAMPLE_PERIOD seconds (tests/serving/soak.py), and
+once before any request (idle, routing table loaded). Issue #14's targets: RSS <= 20 MiB idle,
+<= 40 MiB through the soak, no growth in its second half.
 
 Duration and rate: MODELDEPLOY_SOAK_SECONDS (default 300), MODELDEPLOY_SOAK_RATE (default 50).
 The one-minute CI version is tests/serving/test_soak.py.
@@ -13,8 +15,11 @@ The one-minute CI version is tests/serving/test_soak.py.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
+from bench.proxies import sidecar_build
+from bench.targets import Target, met_summary, target_table
 from tests.serving.processes import Processes, launch_iris
 from tests.serving.soak import (
     CANARY_FAIL_RATE,
@@ -25,7 +30,7 @@ from tests.serving.soak import (
     run_soak,
 )
 from tests.serving.topology import IrisTrio, start_topology
-from tests.support.proc_stats import MIB
+from tests.support.proc_stats import MIB, sample
 
 TITLE = "Sidecar soak (shadow 100%, failing canary)"
 
@@ -33,6 +38,11 @@ SAMPLE_PERIOD = 5.0
 ROTATE_EVERY = 10.0
 FD_SLACK = 4
 FD_SETTLE_SECONDS = 40.0
+IDLE_SETTLE_SECONDS = 2.0
+IDLE_RSS_MIB = 20.0
+LOAD_RSS_MIB = 40.0
+SECOND_HALF_GROWTH_MIB = 1.0
+"""'No growth': the least-squares RSS trend over the second half stays within allocator noise."""
 
 
 def setting(name: str, default: float) -> float:
@@ -65,6 +75,8 @@ def run(workdir: Path) -> str:
         for server in trio.all():
             server.wait_ready(120)
         topology = start_topology(workdir / "sidecars", trio, procs, stable_env=RETRY_ENV)
+        time.sleep(IDLE_SETTLE_SECONDS)
+        idle_rss = sample(topology.stable.pid).rss_bytes
         result = run_soak(
             topology,
             rate=rate,
@@ -74,10 +86,48 @@ def run(workdir: Path) -> str:
             fd_slack=FD_SLACK,
             fd_settle_seconds=FD_SETTLE_SECONDS,
         )
-    return report(result)
+    return report(result, idle_rss)
 
 
-def report(result: SoakResult) -> str:
+def second_half_trend_bytes(result: SoakResult) -> float:
+    """RSS growth over the second half of the load by its least-squares trend."""
+    half = result.second_half()
+    if len(half) < 2:
+        return 0.0
+    return result.rss_slope_kib_per_min() * 1024 / 60 * (half[-1].at - half[0].at)
+
+
+def targets(result: SoakResult, idle_rss: int) -> list[Target]:
+    peak = max(s.rss_bytes for s in result.during_load())
+    trend = second_half_trend_bytes(result)
+    half = result.second_half()
+    return [
+        Target(
+            "RSS idle (before any request)",
+            f"≤ {IDLE_RSS_MIB:.0f} MiB",
+            f"{idle_rss / MIB:.1f} MiB",
+            idle_rss / MIB,
+            IDLE_RSS_MIB,
+        ),
+        Target(
+            f"RSS through the {result.seconds:.0f} s soak",
+            f"≤ {LOAD_RSS_MIB:.0f} MiB",
+            f"max {peak / MIB:.1f} MiB",
+            peak / MIB,
+            LOAD_RSS_MIB,
+        ),
+        Target(
+            "RSS growth in the soak's second half",
+            f"none: least-squares trend ≤ {SECOND_HALF_GROWTH_MIB:g} MiB",
+            f"{trend / MIB:+.2f} MiB by the trend ({result.rss_slope_kib_per_min():+.0f} KiB/min); "
+            f"last minus first sample {(half[-1].rss_bytes - half[0].rss_bytes) / MIB:+.2f} MiB",
+            trend / MIB,
+            SECOND_HALF_GROWTH_MIB,
+        ),
+    ]
+
+
+def report(result: SoakResult, idle_rss: int) -> str:
     load = result.load
     during = result.during_load()
     rss = [s.rss_bytes for s in during]
@@ -85,6 +135,7 @@ def report(result: SoakResult) -> str:
     counters = result.sidecar
     other = {code: n for code, n in sorted(load.statuses.items()) if code != 200}
     guard = SOAK_GUARD
+    rows = targets(result, idle_rss)
     lines = [
         f"Setup: {result.rate:.0f} requests/s open loop for {result.seconds:.0f} s (POST /predict_proba) "
         "into the stable sidecar; shadow 100% to a second BentoML server; canary weight "
@@ -93,7 +144,13 @@ def report(result: SoakResult) -> str:
         f"guard window {guard.window}, trip above {guard.max_error_ratio:.0%} after {guard.min_requests}; "
         f"a new canary revision every {ROTATE_EVERY:.0f} s ({result.tables_published} routing tables). "
         f"Sidecar sampled every {SAMPLE_PERIOD:.0f} s from /proc. All processes share the machine's CPUs "
-        "with other work running on it.",
+        f"with other work running on it. Sidecar binary: {sidecar_build()}.",
+        "",
+        "### Targets (issue #14)",
+        "",
+        *target_table(rows),
+        "",
+        met_summary(rows),
         "",
         "### Primary requests (client side)",
         "",

@@ -1,0 +1,154 @@
+"""The proxies the serving benchmarks compare: nginx (the baseline) and the Rust sidecar.
+
+Worker counts, so the two are compared on the same number of cores: an nginx worker process and
+a sidecar runtime worker thread are the same thing, one event loop serving connections on one
+core. nginx runs `worker_processes N` (plus a master that only supervises); the sidecar runs N
+tokio worker threads (`TOKIO_WORKER_THREADS=N`; unset, tokio starts one per CPU the process may
+use, cgroup quota included), plus its main thread (waits for SIGTERM) and the prediction log's
+writer thread (idle unless the log is on). The traffic listener's accept loop is a task on the
+workers, like nginx's accept in its workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+from modeldeploy.contract.routing import Backend, Comparison, DataPathSettings, RoutingTable, ShadowRoute
+from tests.serving.processes import (
+    Proc,
+    Processes,
+    SidecarProc,
+    free_port,
+    http,
+    sidecar_binary,
+    spawn,
+    start_sidecar,
+    write_routing,
+)
+
+STATIC_BODY = "[[0.98, 0.018, 1.4e-08]]"
+"""What the static upstream answers: the iris model's answer to one row."""
+
+WORKER_THREADS_ENV = "TOKIO_WORKER_THREADS"
+
+NGINX_CONF = """
+worker_processes %(workers)d;
+daemon off;
+pid %(dir)s/nginx.pid;
+error_log %(dir)s/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path %(dir)s/body;
+  proxy_temp_path %(dir)s/proxy;
+  fastcgi_temp_path %(dir)s/fastcgi;
+  uwsgi_temp_path %(dir)s/uwsgi;
+  scgi_temp_path %(dir)s/scgi;
+  %(upstream_block)s
+  server {
+    listen 127.0.0.1:%(port)d;
+    %(location)s
+  }
+}
+"""
+
+PROXY_LOCATION = """location / {
+      proxy_pass http://model;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }"""
+
+STATIC_LOCATION = """location / {
+      default_type application/json;
+      return 200 '%s';
+    }"""
+
+
+def start_nginx(workdir: Path, *, upstream_port: int | None, workers: int = 1) -> tuple[Proc, str]:
+    """nginx with `workers` workers: keep-alive reverse proxy to `upstream_port`, or (None) a
+    static JSON server answering STATIC_BODY. Returns the process (the master) and its URL."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    conf = workdir / "nginx.conf"
+    if upstream_port is None:
+        upstream_block, location = "", STATIC_LOCATION % STATIC_BODY
+    else:
+        upstream_block = f"upstream model {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}"
+        location = PROXY_LOCATION
+    conf.write_text(
+        NGINX_CONF
+        % {
+            "workers": workers,
+            "dir": workdir,
+            "port": port,
+            "upstream_block": upstream_block,
+            "location": location,
+        }
+    )
+    argv = ["nginx", "-p", str(workdir), "-e", str(workdir / "error.log"), "-c", str(conf)]
+    proc = spawn(f"nginx-{workdir.name}", argv, workdir / "nginx.log", {})
+    url = f"http://127.0.0.1:{port}"
+    probe = "/" if upstream_port is None else "/readyz"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and proc.alive():
+        try:
+            if http("GET", url + probe, timeout=1)[0] == 200:
+                return proc, url
+        except OSError:
+            pass
+        time.sleep(0.1)
+    proc.stop()
+    raise RuntimeError(f"nginx did not start:\n{(workdir / 'error.log').read_text(errors='replace')}")
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+def sidecar_for(
+    workdir: Path,
+    upstream: str,
+    procs: Processes,
+    shadow_url: str | None = None,
+    data_path: DataPathSettings | None = None,
+    *,
+    workers: int | None = None,
+) -> SidecarProc:
+    """A stable sidecar in front of `upstream`, optionally copying every request to `shadow_url`;
+    `workers` runtime worker threads (None: tokio's default, one per CPU). Waits for /healthz."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    routing = workdir / "routing.json"
+    table = RoutingTable(
+        model="iris",
+        namespace="bench",
+        stable=Backend(revision="stable0000", url="http://iris-stable0000.bench.svc:8080"),
+        shadow=None
+        if shadow_url is None
+        else ShadowRoute(revision="shadow0000", url=shadow_url, percent=100),
+        comparison=Comparison(tolerance=1e-9),
+        data_path=data_path or DataPathSettings(),
+    )
+    write_routing(routing, table)
+    return procs.add(
+        start_sidecar(
+            workdir,
+            name=f"sidecar-{workdir.name}",
+            revision="stable0000",
+            upstream=upstream,
+            namespace="bench",
+            routing_file=routing,
+            env={} if workers is None else {WORKER_THREADS_ENV: str(workers)},
+            wait_ready=False,
+        )
+    )
+
+
+def sidecar_build() -> str:
+    """Which sidecar binary a benchmark ran: its path, size, build time and sha256 prefix."""
+    path = sidecar_binary()
+    stat = path.stat()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    built = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(stat.st_mtime))
+    return f"`{path}` ({stat.st_size / 1024 / 1024:.1f} MiB, built {built}, sha256 {digest}…)"
