@@ -321,8 +321,8 @@ def report(
     sidecar_add = latency["sidecar → BentoML"].p50_ms - direct.p50_ms
     lines = [
         f"Tools: {tool_version(['nginx', '-v'])}; {tool_version(['wrk', '-v']).split(' Copyright')[0]}; "
-        "BentoML iris example (1 worker, access log off); sidecar on uvloop. All processes share the "
-        f"machine's CPUs. Medians of {ROUNDS} interleaved rounds.",
+        "BentoML iris example (1 worker, access log off); the Rust sidecar (release build). "
+        f"All processes share the machine's CPUs. Medians of {ROUNDS} interleaved rounds.",
         "",
         f"### Added latency (open loop, {LATENCY_RATE} requests/s, {ROUNDS} rounds of {LATENCY_SECONDS} s "
         "per path)",
