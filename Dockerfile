@@ -1,9 +1,9 @@
 # syntax=docker/dockerfile:1
-# One image, two entry points (console scripts from pyproject.toml):
+# The operator image: the Python package with its console scripts (pyproject.toml):
 #   modeldeploy-operator   the kopf operator (the Helm chart's Deployment; the default CMD)
-#   modeldeploy-sidecar    the traffic sidecar the operator adds to every serving pod
-#                          (the operator sets `command: [modeldeploy-sidecar]` on that container)
-# The model itself is a separate image built by `bentoml containerize` (docs/packaging.md).
+#   kubectl-modeldeploy    the kubectl plugin (also installed on users' machines with pip)
+# The traffic sidecar is the Rust binary in its own image (sidecar/Dockerfile), and the model is
+# a separate image built by `bentoml containerize` (docs/packaging.md).
 #
 #   docker build -t ghcr.io/modeldeploy/modeldeploy:0.1.0 .
 #
@@ -19,14 +19,13 @@ WORKDIR /src
 COPY pyproject.toml setup.py README.md ./
 COPY contract/modeldeploy/ contract/modeldeploy/
 COPY operator/ operator/
-COPY serving/modeldeploy/ serving/modeldeploy/
 RUN /opt/modeldeploy/bin/pip install . \
  && /opt/modeldeploy/bin/modeldeploy-operator --help >/dev/null \
- && /opt/modeldeploy/bin/modeldeploy-sidecar --help >/dev/null
+ && /opt/modeldeploy/bin/kubectl-modeldeploy --help >/dev/null
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="modeldeploy" \
-      org.opencontainers.image.description="modeldeploy operator and sidecar (entry points: modeldeploy-operator, modeldeploy-sidecar)" \
+      org.opencontainers.image.description="modeldeploy operator (entry points: modeldeploy-operator, kubectl-modeldeploy)" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.source="https://github.com/modeldeploy/modeldeploy"
 RUN groupadd --system --gid 65532 modeldeploy \
@@ -37,7 +36,7 @@ ENV PATH=/opt/modeldeploy/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp
-# 8000: operator /metrics, 8080: operator /healthz and sidecar traffic, 9090: sidecar /metrics
-EXPOSE 8000 8080 9090
+# 8000: operator /metrics, 8080: operator /healthz
+EXPOSE 8000 8080
 USER 65532:65532
 CMD ["modeldeploy-operator"]

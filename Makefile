@@ -76,7 +76,7 @@ test-images: images ## build the container images and run each in a private cont
 test-sidecar: ## cargo unit + property tests of the Rust sidecar (proptest runs a bounded number of cases)
 	cd $(SIDECAR_DIR) && CARGO_TARGET_DIR=$(SIDECAR_TARGET) $(CARGO) test --locked
 
-test-unit: install-python ## fast unit tests only (seconds)
+test-unit: install-python sidecar-build ## fast unit tests only (seconds; the planner checks its sidecar env against the binary)
 	$(PYTEST) tests/unit
 
 test-serving: install ## sidecar + BentoML + Prometheus integration tests
@@ -91,7 +91,7 @@ test-e2e: install images ## end-to-end rollouts (the real node runs the images)
 lint: install-python ## ruff + mypy + the import layers (lint-imports, contracts in pyproject.toml), cargo clippy + fmt
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy contract operator serving tests bench demo
+	$(PY) -m mypy contract operator tests bench demo
 	$(VENV)/bin/lint-imports
 	cd $(SIDECAR_DIR) && CARGO_TARGET_DIR=$(SIDECAR_TARGET) $(CARGO) clippy --locked --all-targets -- -D warnings
 	cd $(SIDECAR_DIR) && $(CARGO) fmt --check

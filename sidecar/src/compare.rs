@@ -165,6 +165,27 @@ mod tests {
         );
     }
 
+    #[test]
+    fn json_bodies_are_compared_structurally_and_other_bodies_as_bytes() {
+        let primary = br#"[[0.98, 0.02]]"#;
+        let shadow = b"[\n  [\n    0.9800000001,\n    0.0199999999\n  ]\n]";
+        let numeric =
+            |a: &[u8], b: &[u8]| compare_responses((200, a), (200, b), CompareMode::Numeric, 1e-6);
+        assert_eq!(numeric(primary, shadow), Verdict::Match);
+        assert_eq!(
+            compare_responses((200, primary), (200, shadow), CompareMode::Exact, 1e-6),
+            Verdict::Mismatch
+        );
+        assert_eq!(numeric(b"ok", b"ok"), Verdict::Match);
+        assert_eq!(numeric(b"ok", b"OK"), Verdict::Mismatch);
+        // One side JSON, the other not even UTF-8: never equal.
+        assert_eq!(numeric(b"[1]", b"\xff"), Verdict::Mismatch);
+        assert_eq!(
+            compare_responses((200, b"[1]"), (400, b"[1]"), CompareMode::Exact, 0.0),
+            Verdict::Mismatch
+        );
+    }
+
     fn arb_json() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
             Just(Value::Null),

@@ -500,3 +500,51 @@ fn problem(app: &App, message: &str) {
     app.metrics.routing_errors.inc();
     crate::warn!(LOG, "{message}");
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::routing::RoutingTable;
+    use crate::routing_source::tests::{app, good};
+
+    #[test]
+    fn only_the_routing_key_reaches_the_sidecar_and_garbage_never_replaces_the_table() {
+        let app = app();
+        let mut watcher = ConfigMapWatcher {
+            credentials: Credentials {
+                server: Uri::from_static("http://127.0.0.1:1"),
+                tls: None,
+                token: Token::None,
+            },
+            namespace: "ml".into(),
+            name: "iris-routing".into(),
+            watch_timeout: 5,
+            last: None,
+            watches_started: 0,
+        };
+        let good_text = good().to_string();
+        let mut other_model = good();
+        other_model["model"] = json!("other");
+        let mut heavy = good();
+        heavy["canary"]["weight"] = json!(250);
+        for data in [
+            json!({ROUTING_KEY: good_text}),
+            json!(null),
+            json!({}),
+            json!({"other.json": good_text}),
+            json!({ROUTING_KEY: ""}),
+            json!({ROUTING_KEY: "{not json"}),
+            json!({ROUTING_KEY: other_model.to_string()}),
+            json!({ROUTING_KEY: heavy.to_string()}),
+            json!({ROUTING_KEY: heavy.to_string()}), // the same bytes again: not re-applied
+        ] {
+            watcher.post(&app, &json!({"data": data}), "watch");
+        }
+        let expected = RoutingTable::from_json(good_text.as_bytes()).unwrap();
+        assert_eq!(app.router.table().as_deref(), Some(&expected));
+        // Three deliveries without the key, four rejected tables.
+        assert_eq!(app.metrics.routing_errors.get(), 3 + 4);
+    }
+}

@@ -91,6 +91,11 @@ fn json_reason(e: &serde_json::Error) -> String {
         }
         r if r.starts_with("EOF while parsing") => "Expecting value".into(),
         r if r.starts_with("trailing characters") => "Extra data".into(),
+        r if r.starts_with("key must be a string") => {
+            "Expecting property name enclosed in double quotes".into()
+        }
+        r if r.starts_with("expected `:`") => "Expecting ':' delimiter".into(),
+        r if r.starts_with("expected `,`") => "Expecting ',' delimiter".into(),
         r => {
             let mut c = r.chars();
             match c.next() {
@@ -384,6 +389,68 @@ mod tests {
         assert!(reason.contains("UTF-8"));
         let deep = "[".repeat(100_000);
         assert!(matches!(parse_body(deep.as_bytes()), Body::NotJson(_)));
+    }
+
+    fn not_json_reason(body: &[u8]) -> String {
+        let violation = iris().check(&parse_body(body)).expect("a violation");
+        assert_eq!(
+            (violation.path.as_str(), violation.field.as_str()),
+            ("/", "/")
+        );
+        assert_eq!(violation.schema_path, "");
+        violation.message
+    }
+
+    #[test]
+    fn bodies_that_are_not_json_violate_at_the_root_with_the_reason() {
+        for (body, reason) in [
+            (&b""[..], "request body is empty"),
+            (b"  \n", "request body is empty"),
+            (
+                b"{not json",
+                "request body is not valid JSON (Expecting property name enclosed in double quotes at position 1)",
+            ),
+            (b"\xff\xfe", "request body is not UTF-8 text"),
+            (
+                br#"{"a" 1}"#,
+                "request body is not valid JSON (Expecting ':' delimiter",
+            ),
+            (
+                b"[1 2]",
+                "request body is not valid JSON (Expecting ',' delimiter",
+            ),
+        ] {
+            let message = not_json_reason(body);
+            assert!(message.starts_with(reason), "{body:?}: {message}");
+        }
+        let deep = [
+            &b"{\"features\": "[..],
+            &b"[".repeat(100_000),
+            &b"]".repeat(100_000),
+            b"}",
+        ]
+        .concat();
+        assert!(not_json_reason(&deep).starts_with("request body is nested too deeply"));
+    }
+
+    #[test]
+    fn long_messages_are_shortened() {
+        let body = format!(r#"{{"features": "{}"}}"#, "y".repeat(5000));
+        let v = iris().check(&parse_body(body.as_bytes())).unwrap();
+        assert_eq!(v.path, "/features");
+        assert_eq!(v.message.chars().count(), MESSAGE_LIMIT);
+        assert!(v.message.ends_with('…'), "{}", v.message);
+    }
+
+    #[test]
+    fn the_schema_dialect_follows_dollar_schema() {
+        // draft 4: exclusiveMaximum is a boolean modifier of maximum (a number in 2020-12)
+        let draft4 = contract(json!({
+            "$schema": "http://json-schema.org/draft-04/schema#",
+            "maximum": 5, "exclusiveMaximum": true
+        }));
+        assert!(draft4.check(&Body::Json(json!(5))).is_some());
+        assert!(draft4.check(&Body::Json(json!(4))).is_none());
     }
 
     #[test]

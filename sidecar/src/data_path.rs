@@ -146,3 +146,117 @@ impl DataPath {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Base;
+    use crate::routing::RoutingTable;
+    use serde_json::json;
+
+    fn data_path(metrics: &Arc<Metrics>) -> DataPath {
+        DataPath::new(
+            metrics.clone(),
+            FeatureHistograms::new(Base {
+                model: "iris".into(),
+                namespace: "ml".into(),
+                revision: "aaaa".into(),
+            }),
+            PredictionLog::start("iris".into(), "ml".into(), metrics.clone(), 4),
+        )
+    }
+
+    /// A `dataPath` section, parsed as the routing table parses it.
+    fn section(data_path: serde_json::Value) -> DataPathSettings {
+        let table = json!({
+            "model": "iris", "namespace": "ml",
+            "stable": {"revision": "aaaa", "url": "http://iris-aaaa.ml.svc:8080"},
+            "dataPath": data_path,
+        });
+        RoutingTable::from_json(table.to_string().as_bytes())
+            .unwrap()
+            .data_path
+    }
+
+    const SCHEMA: &str = r#"{"type": "object", "required": ["features"]}"#;
+
+    fn contract(policy: &str) -> serde_json::Value {
+        json!({"schema": serde_json::from_str::<serde_json::Value>(SCHEMA).unwrap(), "policy": policy})
+    }
+
+    #[test]
+    fn the_contract_is_compiled_once_per_change() {
+        let metrics = Arc::new(Metrics::new("iris", "ml", "aaaa"));
+        let dp = data_path(&metrics);
+        let reject = section(json!({"contract": contract("reject")}));
+        dp.apply(dp.prepare(&reject).unwrap());
+        let compiled = dp.active().contract.clone().expect("a contract in force");
+        assert!(
+            dp.prepare(&reject).unwrap().is_none(),
+            "the same section: nothing to do"
+        );
+        let with_log =
+            section(json!({"contract": contract("reject"), "predictionLog": {"sampleRate": 0.5}}));
+        dp.apply(dp.prepare(&with_log).unwrap());
+        let kept = dp.active().contract.clone().unwrap();
+        assert!(
+            Arc::ptr_eq(&kept, &compiled),
+            "an unchanged contract is not recompiled"
+        );
+        let post = http::Method::POST;
+        assert!(dp.inspect(&post, br#"{"rows": 1}"#).is_some());
+        assert!(
+            dp.inspect(&http::Method::GET, b"").is_none(),
+            "no body to check"
+        );
+        let observe = section(json!({"contract": contract("observe")}));
+        dp.apply(dp.prepare(&observe).unwrap());
+        assert!(!Arc::ptr_eq(
+            dp.active().contract.as_ref().unwrap(),
+            &compiled
+        ));
+        assert!(
+            dp.inspect(&post, br#"{"rows": 1}"#).is_none(),
+            "observe: counted, passed on"
+        );
+        let text = metrics.encode();
+        let checks = |result: &str| {
+            text.lines()
+                .find(|l| {
+                    l.starts_with("modeldeploy_contract_checks_total{")
+                        && l.contains(&format!("result=\"{result}\""))
+                })
+                .map(|l| l.rsplit(' ').next().unwrap().to_string())
+        };
+        assert_eq!(checks("pass").as_deref(), Some("0"));
+        assert_eq!(checks("violation").as_deref(), Some("2"));
+        dp.apply(dp.prepare(&section(json!({}))).unwrap());
+        assert!(dp.active().contract.is_none() && dp.active().log.is_none());
+        dp.predictions.close(std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn an_unusable_section_is_refused_and_the_one_in_force_stays() {
+        let metrics = Arc::new(Metrics::new("iris", "ml", "aaaa"));
+        let dp = data_path(&metrics);
+        let good = section(json!({"contract": contract("reject")}));
+        dp.apply(dp.prepare(&good).unwrap());
+        let dir = std::env::temp_dir().join(format!("md-datapath-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("file"), "").unwrap();
+        let path = dir.join("file/p.jsonl").display().to_string();
+        let bad =
+            section(json!({"predictionLog": {"sampleRate": 1, "sink": "file", "path": path}}));
+        let Err(err) = dp.prepare(&bad) else {
+            panic!("a log file under a regular file was accepted")
+        };
+        assert!(
+            err.0.contains("cannot open prediction log file"),
+            "{}",
+            err.0
+        );
+        assert_eq!(dp.active().settings, good);
+        dp.predictions.close(std::time::Duration::from_secs(1));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -276,6 +276,102 @@ mod tests {
         assert!(!h.active());
     }
 
+    fn exposition(h: &FeatureHistograms) -> String {
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(h.clone()));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        text
+    }
+
+    /// The value of the one sample `name{...}` whose labels include every one of `labels`.
+    fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+        let found: Vec<f64> = text
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")))
+            .filter(|l| labels.iter().all(|label| l.contains(label)))
+            .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+            .collect();
+        assert!(
+            found.len() <= 1,
+            "{name} {labels:?} is ambiguous in\n{text}"
+        );
+        found.first().copied()
+    }
+
+    #[test]
+    fn only_finite_numbers_are_numeric() {
+        assert_eq!(numeric(&json!(3)), Some(3.0));
+        assert_eq!(numeric(&json!(2.5)), Some(2.5));
+        for value in [
+            json!(true),
+            json!("1"),
+            Value::Null,
+            json!([1]),
+            json!({"x": 1}),
+        ] {
+            assert_eq!(numeric(&value), None, "{value}");
+        }
+    }
+
+    #[test]
+    fn a_changed_feature_restarts_and_an_unchanged_one_keeps_counting() {
+        let h = FeatureHistograms::new(Base {
+            model: "iris".into(),
+            namespace: "ml".into(),
+            revision: "aaaa".into(),
+        });
+        let sepal = feature("sepal_length", "/features/*/0", &[4.5, 5.0, 5.5, 6.0]);
+        h.configure(Some(&DriftSettings {
+            features: vec![
+                sepal.clone(),
+                feature("petal_width", "/features/*/3", &[0.5, 1.5]),
+            ],
+        }));
+        h.observe(&json!({"features": [[5.1, 3, 1, 0.2]]}));
+        h.observe(&json!({"features": []}));
+        let text = exposition(&h);
+        let count = "modeldeploy_input_feature_value_count";
+        let skipped = "modeldeploy_input_feature_skipped_total";
+        assert_eq!(
+            sample(&text, count, &[r#"feature="sepal_length""#]),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                skipped,
+                &[r#"feature="sepal_length""#, r#"reason="missing""#]
+            ),
+            Some(1.0),
+            "an empty list holds no value: missing"
+        );
+        h.configure(Some(&DriftSettings {
+            features: vec![sepal, feature("petal_width", "/features/*/3", &[1.0])],
+        }));
+        let text = exposition(&h);
+        assert_eq!(
+            sample(&text, count, &[r#"feature="sepal_length""#]),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&text, count, &[r#"feature="petal_width""#]),
+            Some(0.0)
+        );
+        let bucket = "modeldeploy_input_feature_value_bucket";
+        assert_eq!(
+            sample(&text, bucket, &[r#"feature="petal_width""#, r#"le="1.0""#]),
+            Some(0.0)
+        );
+        assert_eq!(
+            sample(&text, bucket, &[r#"feature="petal_width""#, r#"le="0.5""#]),
+            None
+        );
+        h.configure(None);
+        assert!(!h.active());
+        assert!(!exposition(&h).contains("modeldeploy_input_feature"));
+    }
+
     #[test]
     fn bad_features_are_refused() {
         let dup = DriftSettings {

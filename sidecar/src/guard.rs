@@ -121,7 +121,49 @@ mod tests {
         }
     }
 
+    fn arb_settings() -> impl Strategy<Value = GuardSettings> {
+        (1u64..30, 0.0f64..=1.0, 0.0f64..1.0).prop_map(|(window, ratio, min_frac)| {
+            settings(window, ratio, ((window as f64 * min_frac) as u64).max(1))
+        })
+    }
+
     proptest! {
+        #[test]
+        fn reconfiguring_keeps_the_latest_outcomes_and_the_latch(
+            first in arb_settings(), second in arb_settings(),
+            before in proptest::collection::vec(any::<bool>(), 0..40),
+        ) {
+            let mut g = CanaryGuard::new(first.clone());
+            let mut recorded = Vec::new();
+            for failed in before {
+                if g.tripped() { break; }
+                g.record(failed);
+                recorded.push(failed);
+            }
+            let was_tripped = g.tripped();
+            g.reconfigure(second.clone());
+            prop_assert_eq!(g.tripped(), was_tripped);
+            let keep = first.window.min(second.window) as usize;
+            let window = &recorded[recorded.len().saturating_sub(keep)..];
+            prop_assert_eq!(g.observed(), window.len());
+            prop_assert_eq!(g.failures(), window.iter().filter(|f| **f).count());
+            prop_assert_eq!(g.settings(), &second);
+        }
+
+        #[test]
+        fn a_tripped_guard_stays_tripped(s in arb_settings(), after in proptest::collection::vec(any::<bool>(), 0..40)) {
+            let mut g = CanaryGuard::new(s.clone());
+            if s.max_error_ratio >= 1.0 {
+                prop_assert!(!(0..s.window * 2).any(|_| g.record(true)));
+                return Ok(());
+            }
+            while !g.tripped() {
+                g.record(true);
+            }
+            prop_assert!(!after.iter().any(|f| g.record(*f)));
+            prop_assert!(g.tripped());
+        }
+
         #[test]
         fn window_matches_a_model(outcomes in proptest::collection::vec(any::<bool>(), 0..200),
                                   window in 1u64..30, ratio in 0.0f64..1.0, min_frac in 0.0f64..1.0) {

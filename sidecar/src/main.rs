@@ -1,5 +1,6 @@
 //! `modeldeploy-sidecar`: exit 0 after a graceful drain, 2 for invalid configuration (one line per
 //! problem), 1 when the sidecar cannot start (port in use, no Kubernetes credentials).
+//! `--check-config` prints the settings in force as one JSON object and exits 0 (2 when invalid).
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -8,9 +9,15 @@ use modeldeploy_sidecar::settings::{load, Loaded};
 use modeldeploy_sidecar::{log, server};
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut argv: Vec<String> = std::env::args().skip(1).collect();
+    let check_only = argv.iter().any(|a| a == "--check-config");
+    argv.retain(|a| a != "--check-config");
     let environ: HashMap<String, String> = std::env::vars().collect();
     let settings = match load(&argv, &environ) {
+        Loaded::Ready(s) if check_only => {
+            println!("{}", s.summary());
+            return ExitCode::SUCCESS;
+        }
         Loaded::Ready(s) => *s,
         Loaded::Help(text) => {
             print!("{text}");

@@ -342,6 +342,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn violation_field_labels_are_capped() {
+        let m = Metrics::new("iris", "ml", "aaaa");
+        for i in 0..60 {
+            m.observe_contract(Some(&format!("/f{i}")));
+        }
+        m.observe_contract(Some("/f3"));
+        let text = m.encode();
+        let fields: std::collections::BTreeMap<String, String> = text
+            .lines()
+            .filter(|l| l.starts_with("modeldeploy_contract_violations_total{"))
+            .map(|l| {
+                let field = l
+                    .split("field=\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap();
+                (field.to_string(), l.rsplit(' ').next().unwrap().to_string())
+            })
+            .collect();
+        assert_eq!(fields.len(), CONTRACT_FIELDS_MAX + 1, "{fields:?}");
+        assert_eq!(fields.get(OTHER_FIELD).map(String::as_str), Some("10"));
+        assert_eq!(fields.get("/f3").map(String::as_str), Some("2"));
+        assert!(fields.contains_key("/f49") && !fields.contains_key("/f50"));
+    }
+
+    #[test]
     fn names_labels_and_buckets_are_the_python_sidecars() {
         let m = Metrics::new("iris", "ml", "aaaa");
         m.observe_request("aaaa", LOCAL, 200, 0.003);

@@ -96,6 +96,11 @@ pub fn open_sink(
     }
 }
 
+/// Whether a request is logged at `rate` (0 to 1); draws a number only for a rate strictly between.
+pub fn sampled(rate: f64, random: impl FnOnce() -> f64) -> bool {
+    rate >= 1.0 || (rate > 0.0 && random() < rate)
+}
+
 type Entry = (Prediction, Arc<LogConfig>);
 
 /// The queue's sending side (cheap to clone) and the writer thread.
@@ -203,5 +208,174 @@ fn run_writer(receiver: Receiver<Entry>, model: String, namespace: String, metri
             }
             metrics.prediction_log_pending.dec_by(lines as i64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("md-plog-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn file_settings(path: &Path) -> PredictionLogSettings {
+        PredictionLogSettings {
+            sample_rate: 1.0,
+            sink: SinkKind::File,
+            path: Some(path.display().to_string()),
+            max_body_bytes: 4096,
+            redact: vec![],
+        }
+    }
+
+    fn config(settings: PredictionLogSettings, current: Option<&LogConfig>) -> Arc<LogConfig> {
+        let sink = open_sink(&settings, current).unwrap();
+        Arc::new(LogConfig { settings, sink })
+    }
+
+    fn prediction(i: usize) -> Prediction {
+        Prediction {
+            arrived: std::time::SystemTime::UNIX_EPOCH,
+            revision: "aaaa".into(),
+            route: "local",
+            latency_seconds: 0.001,
+            status: 200,
+            trace_id: format!("t{i}"),
+            request: bytes::Bytes::from_static(br#"{"features": [[1, 2, 3, 4]]}"#),
+            response: Some(bytes::Bytes::from_static(b"[0]")),
+        }
+    }
+
+    fn trace_ids(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["traceId"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    fn sample(metrics: &Metrics, name: &str) -> String {
+        let text = metrics.encode();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{")))
+            .unwrap();
+        line.rsplit(' ').next().unwrap().to_string()
+    }
+
+    #[test]
+    fn the_sampling_rate_holds_within_a_binomial_interval() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let n = 20_000;
+        for rate in [0.0, 0.01, 0.1, 0.5, 1.0] {
+            let hits = (0..n)
+                .filter(|_| sampled(rate, || rng.gen::<f64>()))
+                .count() as f64;
+            let (mean, sd) = (n as f64 * rate, (n as f64 * rate * (1.0 - rate)).sqrt());
+            assert!((hits - mean).abs() <= 5.0 * sd, "{rate}: {hits}");
+        }
+        assert!(!sampled(0.0, || panic!("drew a number")));
+        assert!(sampled(1.0, || panic!("drew a number")));
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_and_accepted_lines_are_written_in_order() {
+        let dir = scratch("full");
+        let path = dir.join("logs/p.jsonl"); // the directory is created
+        let metrics = Arc::new(Metrics::new("iris", "ml", "aaaa"));
+        let log = PredictionLog::start("iris".into(), "ml".into(), metrics.clone(), 5);
+        let cfg = config(file_settings(&path), None);
+        let Sink::File(file) = cfg.sink.as_ref() else {
+            panic!("a file sink")
+        };
+        // Hold the file: the writer blocks on its first batch, so the queue fills up.
+        let held = file.lock().unwrap();
+        let mut accepted = Vec::new();
+        let mut refused = 0;
+        for i in 0..100_000 {
+            if log.submit(prediction(i), cfg.clone()) {
+                accepted.push(format!("t{i}"));
+            } else {
+                refused += 1;
+                if refused == 3 {
+                    break;
+                }
+            }
+        }
+        assert_eq!(
+            refused, 3,
+            "a queue of 5 behind a blocked writer must fill up"
+        );
+        assert_eq!(
+            sample(&metrics, "modeldeploy_prediction_log_dropped_total"),
+            "3"
+        );
+        drop(held);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while metrics.prediction_log_pending.get() > 0 {
+            assert!(Instant::now() < deadline, "the writer did not catch up");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // With room again, every line gets through.
+        for i in [200_000, 200_001, 200_002, 200_003, 200_004] {
+            assert!(log.submit(prediction(i), cfg.clone()));
+            accepted.push(format!("t{i}"));
+        }
+        log.close(Duration::from_secs(10));
+        assert_eq!(trace_ids(&path), accepted);
+        assert_eq!(
+            sample(&metrics, "modeldeploy_prediction_log_lines_total"),
+            accepted.len().to_string()
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn switching_files_keeps_each_line_in_its_file_and_the_same_file_reuses_its_sink() {
+        let dir = scratch("switch");
+        let metrics = Arc::new(Metrics::new("iris", "ml", "aaaa"));
+        let log = PredictionLog::start("iris".into(), "ml".into(), metrics, 100);
+        let first = config(file_settings(&dir.join("a.jsonl")), None);
+        assert!(log.submit(prediction(1), first.clone()));
+        let second = config(file_settings(&dir.join("b.jsonl")), Some(&first));
+        assert!(!Arc::ptr_eq(&first.sink, &second.sink));
+        assert!(log.submit(prediction(2), second.clone()));
+        let same_file = PredictionLogSettings {
+            sample_rate: 0.5,
+            redact: vec!["x".into()],
+            ..file_settings(&dir.join("b.jsonl"))
+        };
+        assert!(Arc::ptr_eq(
+            &open_sink(&same_file, Some(&second)).unwrap(),
+            &second.sink
+        ));
+        log.close(Duration::from_secs(10));
+        assert_eq!(trace_ids(&dir.join("a.jsonl")), ["t1"]);
+        assert_eq!(trace_ids(&dir.join("b.jsonl")), ["t2"]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_opened_is_refused_with_the_path() {
+        let dir = scratch("refused");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("file"), "").unwrap();
+        let err = open_sink(&file_settings(&dir.join("file/p.jsonl")), None).unwrap_err();
+        assert!(
+            err.0.starts_with("cannot open prediction log file "),
+            "{}",
+            err.0
+        );
+        assert!(err.0.contains("file/p.jsonl"), "{}", err.0);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

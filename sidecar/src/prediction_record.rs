@@ -224,6 +224,115 @@ mod tests {
         assert_eq!(v, json!("é"));
     }
 
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    #[test]
+    fn trace_id_sources() {
+        let upper = format!("00-{}-00f067aa0ba902b7-01", TRACE.to_uppercase());
+        assert_eq!(
+            trace_id(Some(&upper), Some("r1")),
+            (TRACE.to_string(), false)
+        );
+        let zero = format!("00-{}-00f067aa0ba902b7-01", "0".repeat(32));
+        assert_eq!(trace_id(Some(&zero), Some("r1")), ("r1".into(), false));
+        assert_eq!(
+            trace_id(Some("garbage"), Some(" r3 ")),
+            ("r3".into(), false)
+        );
+        let first = trace_id(None, None).0;
+        assert_ne!(trace_id(None, None).0, first, "generated ids differ");
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn redaction_at_any_depth_names_members_only() {
+        let doc = json!({"ssn": "1", "user": {"ssn": "2", "name": "x", "cards": [{"ssn": 3, "pin": 4}]}, "ok": [1, "ssn"]});
+        assert_eq!(
+            redact(&doc, &names(&["ssn", "pin"])),
+            json!({
+                "ssn": REDACTED,
+                "user": {"ssn": REDACTED, "name": "x", "cards": [{"ssn": REDACTED, "pin": REDACTED}]},
+                "ok": [1, "ssn"],
+            })
+        );
+    }
+
+    #[test]
+    fn small_bodies_are_logged_as_they_are() {
+        assert_eq!(
+            loggable_body(Some(br#"{"features": [[1, 2]]}"#), &[], 4096),
+            (json!({"features": [[1, 2]]}), false)
+        );
+        assert_eq!(loggable_body(None, &[], 10), (Value::Null, false));
+        assert_eq!(loggable_body(Some(b""), &[], 10), (json!(""), false));
+        assert_eq!(
+            loggable_body(Some(b"plain text"), &names(&["x"]), 100),
+            (json!("plain text"), false)
+        );
+    }
+
+    #[test]
+    fn redaction_can_bring_a_body_under_the_cap() {
+        let body = serde_json::to_vec(&json!({"secret": "s".repeat(100)})).unwrap();
+        assert_eq!(
+            loggable_body(Some(&body), &names(&["secret"]), 40),
+            (json!({"secret": REDACTED}), false)
+        );
+    }
+
+    #[test]
+    fn bodies_too_deep_to_redact_are_not_logged() {
+        let deep = [
+            &br#"{"ssn": "1", "x": "#[..],
+            &b"[".repeat(100_000),
+            &b"]".repeat(100_000),
+            b"}",
+        ]
+        .concat();
+        assert_eq!(
+            loggable_body(Some(&deep), &names(&["ssn"]), 4096),
+            (json!(TOO_DEEP), true)
+        );
+    }
+
+    #[test]
+    fn a_line_has_the_agreed_fields() {
+        let p = Prediction {
+            arrived: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(500),
+            revision: "bbbb".into(),
+            route: "canary",
+            latency_seconds: 0.0123456,
+            status: 200,
+            trace_id: TRACE.into(),
+            request: bytes::Bytes::from_static(
+                br#"{"features": [[5.1, 3.5, 1.4, 0.2]], "ssn": "123"}"#,
+            ),
+            response: Some(bytes::Bytes::from_static(br#"["setosa"]"#)),
+        };
+        let line = format_line(&p, "iris", "ml", &names(&["ssn"]), 4096);
+        assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+        let parsed: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            parsed,
+            json!({
+                "ts": "1970-01-01T00:00:00.500Z",
+                "model": "iris",
+                "namespace": "ml",
+                "revision": "bbbb",
+                "route": "canary",
+                "latencyMs": 12.346,
+                "status": 200,
+                "traceId": TRACE,
+                "request": {"features": [[5.1, 3.5, 1.4, 0.2]], "ssn": REDACTED},
+                "response": ["setosa"],
+                "truncated": false,
+            })
+        );
+    }
+
     proptest! {
         #[test]
         fn a_redacted_value_never_appears(secret in "[a-z]{8,16}", limit in 0usize..200, depth in 0usize..4) {

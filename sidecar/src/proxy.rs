@@ -25,7 +25,7 @@ use crate::errors::{
     REVISION_HEADER,
 };
 use crate::metrics::{Metrics, CANARY, CLIENT_CLOSED, LOCAL};
-use crate::prediction_log::LogConfig;
+use crate::prediction_log::{sampled, LogConfig};
 use crate::prediction_record::{trace_id, Prediction};
 use crate::router::{Decision, Router, Target, FORWARDED_HEADER, SHADOW_HEADER};
 use crate::settings::Settings;
@@ -237,8 +237,7 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>, remote: String) -
     let active = app.data_path.active();
     let sample = match &active.log {
         Some(config) if !headers.contains_key(FORWARDED_HEADER) => {
-            let rate = config.settings.sample_rate;
-            if rate >= 1.0 || (rate > 0.0 && rand::random::<f64>() < rate) {
+            if sampled(config.settings.sample_rate, rand::random::<f64>) {
                 let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
                 let (trace, generated) = trace_id(header("traceparent"), header("x-request-id"));
                 Some(Sample {

@@ -235,3 +235,187 @@ impl Router {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::settings::{load, Loaded};
+
+    fn router(revision: &str) -> (Router, Arc<Metrics>) {
+        let env: HashMap<String, String> = [
+            ("MODELDEPLOY_MODEL", "iris"),
+            ("MODELDEPLOY_NAMESPACE", "ml"),
+            ("MODELDEPLOY_REVISION", revision),
+            ("MODELDEPLOY_UPSTREAM", "http://127.0.0.1:3000"),
+            ("MODELDEPLOY_ROUTING_FILE", "/nonexistent"),
+            (
+                "MODELDEPLOY_BACKEND_OVERRIDES",
+                r#"{"bbbb": "http://127.0.0.1:9001"}"#,
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let Loaded::Ready(settings) = load(&[], &env) else {
+            panic!("settings refused")
+        };
+        let metrics = Arc::new(Metrics::new("iris", "ml", revision));
+        (Router::new(Arc::new(*settings), metrics.clone()), metrics)
+    }
+
+    fn table(extra: Value) -> RoutingTable {
+        let mut doc = json!({
+            "model": "iris", "namespace": "ml",
+            "stable": {"revision": "aaaa", "url": "http://iris-aaaa.ml.svc:8080"},
+            "canary": {"revision": "bbbb", "url": "http://iris-bbbb.ml.svc:8080", "weight": 100},
+            "shadow": {"revision": "cccc", "url": "http://iris-cccc.ml.svc:8080", "percent": 0},
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            doc[k] = v.clone();
+        }
+        RoutingTable::from_json(doc.to_string().as_bytes()).unwrap()
+    }
+
+    fn no_headers(_: &str) -> Option<&'static [u8]> {
+        None
+    }
+
+    fn sample(metrics: &Metrics, series: &str) -> Option<String> {
+        metrics
+            .encode()
+            .lines()
+            .find(|l| l.starts_with(series))
+            .map(|l| l.rsplit(' ').next().unwrap_or("").to_string())
+    }
+
+    #[test]
+    fn no_table_means_local() {
+        let (r, _) = router("aaaa");
+        assert_eq!(r.decide(no_headers, || 0.0).primary, r.local);
+    }
+
+    #[test]
+    fn the_stable_sidecar_splits_with_the_overridden_url() {
+        let (r, metrics) = router("aaaa");
+        r.apply(table(json!({"shadow": {"revision": "cccc", "url": "http://iris-cccc.ml.svc:8080", "percent": 100}, "generation": 3})));
+        let d = r.decide(no_headers, || 0.5);
+        assert_eq!(d.primary.route, CANARY);
+        assert_eq!(d.primary.url, "http://127.0.0.1:9001");
+        assert_eq!(
+            sample(
+                &metrics,
+                r#"modeldeploy_routing_generation{model="iris",namespace="ml",revision="aaaa"}"#
+            )
+            .as_deref(),
+            Some("3")
+        );
+    }
+
+    #[test]
+    fn only_requests_served_by_stable_are_shadowed() {
+        // Shadow answers are compared with stable's: requests sent to the canary are not copied.
+        let (r, _) = router("aaaa");
+        r.apply(table(json!({
+            "canary": {"revision": "bbbb", "url": "http://iris-bbbb.ml.svc:8080", "weight": 30},
+            "shadow": {"revision": "cccc", "url": "http://iris-cccc.ml.svc:8080", "percent": 100},
+        })));
+        let canary = r.decide(no_headers, || 0.1);
+        assert_eq!(canary.primary.route, CANARY);
+        assert!(canary.shadow.is_none());
+        let local = r.decide(no_headers, || 0.9);
+        assert_eq!(local.primary.route, LOCAL);
+        let shadow = local.shadow.expect("a local request is copied at 100%");
+        assert_eq!(
+            (shadow.revision.as_str(), shadow.url.as_str(), shadow.route),
+            ("cccc", "http://iris-cccc.ml.svc:8080", SHADOW)
+        );
+    }
+
+    #[test]
+    fn non_stable_sidecars_serve_locally() {
+        for revision in ["bbbb", "cccc"] {
+            let (r, _) = router(revision);
+            r.apply(table(json!({"shadow": {"revision": "cccc", "url": "http://iris-cccc.ml.svc:8080", "percent": 100}})));
+            let d = r.decide(no_headers, || 0.0);
+            assert_eq!(d.primary.route, LOCAL, "{revision}");
+            assert_eq!(d.primary.revision, revision);
+            assert!(d.shadow.is_none(), "{revision}");
+        }
+    }
+
+    #[test]
+    fn forwarded_requests_are_never_forwarded_again() {
+        let (r, _) = router("aaaa");
+        r.apply(table(json!({"shadow": {"revision": "cccc", "url": "http://iris-cccc.ml.svc:8080", "percent": 100}})));
+        let d = r.decide(
+            |name| (name == FORWARDED_HEADER).then_some(b"aaaa".as_slice()),
+            || 0.0,
+        );
+        assert_eq!(d.primary.route, LOCAL);
+        assert!(d.shadow.is_none());
+    }
+
+    #[test]
+    fn a_table_for_another_model_is_refused() {
+        let (r, _) = router("aaaa");
+        let other = table(json!({"model": "other"}));
+        let err = r.check(&other).unwrap_err();
+        assert!(err.0.contains("ml/other"), "{}", err.0);
+        assert!(r.table().is_none());
+    }
+
+    #[test]
+    fn the_guard_latches_until_the_canary_changes() {
+        let (r, metrics) = router("aaaa");
+        let guard = json!({"window": 4, "maxErrorRatio": 0.5, "minRequests": 2});
+        r.apply(table(json!({"guard": guard})));
+        assert!(!r.record_canary("bbbb", true));
+        assert!(r.record_canary("bbbb", true));
+        assert_eq!(r.decide(no_headers, || 0.0).primary.route, LOCAL);
+        let trips = r#"modeldeploy_guard_trips_total{model="iris",namespace="ml",revision="bbbb"}"#;
+        let tripped = r#"modeldeploy_guard_tripped{model="iris",namespace="ml",revision="bbbb"}"#;
+        assert_eq!(sample(&metrics, trips).as_deref(), Some("1"));
+        assert_eq!(sample(&metrics, tripped).as_deref(), Some("1"));
+        // Same canary, new generation and weight: still cut off.
+        r.apply(table(json!({
+            "guard": guard, "generation": 2,
+            "canary": {"revision": "bbbb", "url": "http://iris-bbbb.ml.svc:8080", "weight": 50},
+        })));
+        assert!((0..50).all(|_| r.decide(no_headers, || 0.0).primary.route == LOCAL));
+        // The operator removes the canary, then a new canary revision gets a fresh guard.
+        r.apply(table(json!({"canary": null, "generation": 3})));
+        assert_eq!(sample(&metrics, tripped).as_deref(), Some("0"));
+        r.apply(table(json!({
+            "generation": 4,
+            "canary": {"revision": "dddd", "url": "http://iris-dddd.ml.svc:8080", "weight": 100},
+        })));
+        assert_eq!(r.decide(no_headers, || 0.0).primary.revision, "dddd");
+        assert!(
+            !r.record_canary("bbbb", true),
+            "outcomes of an old canary are ignored"
+        );
+    }
+
+    #[test]
+    fn the_sticky_header_pins_a_key_whatever_the_random_draw() {
+        let (r, _) = router("aaaa");
+        r.apply(table(json!({
+            "stickyHeader": "X-User",
+            "canary": {"revision": "bbbb", "url": "http://iris-bbbb.ml.svc:8080", "weight": 50},
+        })));
+        let mut routes = std::collections::BTreeSet::new();
+        for i in 0..40 {
+            let user = format!("user-{i}");
+            // The router looks headers up by lower-case name.
+            let header = |name: &str| (name == "x-user").then_some(user.as_bytes());
+            let first = r.decide(header, || 0.0).primary.route;
+            for draw in [0.0, 0.3, 0.99] {
+                assert_eq!(r.decide(header, || draw).primary.route, first, "{user}");
+            }
+            routes.insert(first);
+        }
+        assert_eq!(routes.len(), 2, "40 keys at 50% land on both revisions");
+    }
+}

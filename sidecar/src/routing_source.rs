@@ -84,3 +84,115 @@ impl FileWatcher {
         }
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::HashMap;
+
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::server::build_app;
+    use crate::settings::{load, Loaded};
+
+    pub(crate) fn app() -> Arc<App> {
+        let env: HashMap<String, String> = [
+            ("MODELDEPLOY_MODEL", "iris"),
+            ("MODELDEPLOY_NAMESPACE", "ml"),
+            ("MODELDEPLOY_REVISION", "aaaa"),
+            ("MODELDEPLOY_UPSTREAM", "http://127.0.0.1:3000"),
+            ("MODELDEPLOY_ROUTING_CONFIGMAP", "iris-routing"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let Loaded::Ready(settings) = load(&[], &env) else {
+            panic!("settings refused")
+        };
+        build_app(*settings)
+    }
+
+    pub(crate) fn good() -> Value {
+        json!({
+            "model": "iris", "namespace": "ml", "generation": 3,
+            "stable": {"revision": "aaaa", "url": "http://iris-aaaa.ml.svc:8080"},
+            "canary": {"revision": "bbbb", "url": "http://iris-bbbb.ml.svc:8080", "weight": 10},
+            "shadow": {"revision": "cccc", "url": "http://iris-cccc.ml.svc:8080", "percent": 50},
+            "dataPath": {"contract": {"schema": {"type": "object"}, "policy": "reject"}},
+        })
+    }
+
+    fn with(key: &str, value: Value) -> Vec<u8> {
+        let mut doc = good();
+        doc[key] = value;
+        doc.to_string().into_bytes()
+    }
+
+    /// Every content that must not replace the table in force, with why.
+    fn bad_contents() -> Vec<(String, Vec<u8>)> {
+        let good_text = good().to_string().into_bytes();
+        let mut out = vec![
+            ("empty".to_string(), vec![]),
+            ("not JSON".into(), b"{not json".to_vec()),
+            ("not UTF-8".into(), vec![0xff, 0xfe, 0x00]),
+            (
+                "cut short".into(),
+                good_text[..good_text.len() / 2].to_vec(),
+            ),
+            (
+                "nested deeply".into(),
+                [b"[".repeat(5000), b"]".repeat(5000)].concat(),
+            ),
+            ("a list".into(), b"[]".to_vec()),
+            ("another model".into(), with("model", json!("other"))),
+            ("another namespace".into(), with("namespace", json!("prod"))),
+            (
+                "a log file that cannot be opened".into(),
+                with(
+                    "dataPath",
+                    json!({"predictionLog": {"sampleRate": 1, "sink": "file", "path": "/proc/version/p.jsonl"}}),
+                ),
+            ),
+        ];
+        let vectors =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../contract/vectors/invalid");
+        for entry in std::fs::read_dir(vectors).unwrap() {
+            let path = entry.unwrap().path();
+            let vector: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            out.push((
+                path.display().to_string(),
+                vector["table"].to_string().into_bytes(),
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn bad_content_is_counted_and_the_last_good_table_stays() {
+        for (why, content) in bad_contents() {
+            let app = app();
+            apply_routing(&app, good().to_string().as_bytes(), "test");
+            let in_force = app.router.table().expect("the good table is in force");
+            assert_eq!(app.metrics.routing_errors.get(), 0);
+            apply_routing(&app, &content, "test");
+            assert_eq!(app.metrics.routing_errors.get(), 1, "{why}");
+            let after = app.router.table().unwrap();
+            assert!(Arc::ptr_eq(&after, &in_force), "{why}: the table changed");
+            assert!(
+                app.data_path.active().contract.is_some(),
+                "{why}: the data path changed"
+            );
+        }
+    }
+
+    #[test]
+    fn a_good_table_replaces_the_one_in_force() {
+        let app = app();
+        apply_routing(&app, good().to_string().as_bytes(), "test");
+        apply_routing(&app, &with("generation", json!(4)), "test");
+        assert_eq!(app.router.table().unwrap().generation, 4);
+        apply_routing(&app, &with("dataPath", json!({})), "test");
+        assert!(app.data_path.active().contract.is_none());
+        assert_eq!(app.metrics.routing_errors.get(), 0);
+    }
+}

@@ -44,6 +44,44 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Every setting in force by its field name (durations in seconds): what `--check-config`
+    /// prints, so the operator's tests can check the environment they generate against the binary.
+    pub fn summary(&self) -> serde_json::Value {
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        let secs = |d: Duration| d.as_secs_f64();
+        serde_json::json!({
+            "model": self.model,
+            "namespace": self.namespace,
+            "revision": self.revision,
+            "upstream": self.upstream,
+            "routing_configmap": self.routing_configmap,
+            "routing_file": path(&self.routing_file),
+            "listen_host": self.listen_host,
+            "port": self.port,
+            "metrics_port": self.metrics_port,
+            "backend_overrides": self.backend_overrides,
+            "http_proxy": self.http_proxy,
+            "max_body_bytes": self.max_body_bytes,
+            "body_timeout": secs(self.body_timeout),
+            "idle_timeout": secs(self.idle_timeout),
+            "upstream_timeout": secs(self.upstream_timeout),
+            "connect_timeout": secs(self.connect_timeout),
+            "pool_size": self.pool_size,
+            "retry_methods": self.retry_methods,
+            "shadow_concurrency": self.shadow_concurrency,
+            "shadow_queue": self.shadow_queue,
+            "shadow_timeout": secs(self.shadow_timeout),
+            "prediction_log_queue": self.prediction_log_queue,
+            "compare_max_bytes": self.compare_max_bytes,
+            "drain_delay": secs(self.drain_delay),
+            "drain_timeout": secs(self.drain_timeout),
+            "watch_timeout": self.watch_timeout,
+            "file_poll_interval": secs(self.file_poll_interval),
+            "kubeconfig": path(&self.kubeconfig),
+            "log_level": self.log_level.name(),
+        })
+    }
+
     /// The URL to reach `revision`: the override if one is configured, else the table's URL.
     pub fn backend_url(&self, revision: &str, url: &str) -> String {
         self.backend_overrides
@@ -149,7 +187,8 @@ pub fn help() -> String {
     let mut text = String::from(
         "usage: modeldeploy-sidecar [--<name> VALUE ...]\n\n\
          modeldeploy serving sidecar: canary split, shadow copies, fast guard, metrics. \
-         Every flag --x-y can also be given as environment variable MODELDEPLOY_X_Y.\n\noptions:\n",
+         Every flag --x-y can also be given as environment variable MODELDEPLOY_X_Y.\n\noptions:\n\
+         \x20 --check-config           Print the settings in force as JSON and exit (2: invalid).\n",
     );
     for (name, description) in FIELDS {
         text.push_str(&format!(
@@ -510,6 +549,101 @@ mod tests {
         );
         assert!(
             text.contains("MODELDEPLOY_PORT: Input should be less than or equal to 65535"),
+            "{text}"
+        );
+    }
+
+    fn base(extra: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut e = env(&[
+            ("MODELDEPLOY_MODEL", "iris"),
+            ("MODELDEPLOY_NAMESPACE", "ml"),
+            ("MODELDEPLOY_REVISION", "aaaa"),
+            ("MODELDEPLOY_UPSTREAM", "http://127.0.0.1:3000"),
+            ("MODELDEPLOY_ROUTING_CONFIGMAP", "iris-routing"),
+        ]);
+        e.extend(env(extra));
+        e
+    }
+
+    fn problems(e: &HashMap<String, String>) -> String {
+        match load(&[], e) {
+            Loaded::Invalid(lines) => lines.join("\n"),
+            other => panic!("accepted: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_environment_the_operator_sets() {
+        let e = base(&[(
+            "MODELDEPLOY_BACKEND_OVERRIDES",
+            r#"{"bbbb": "http://127.0.0.1:9001/"}"#,
+        )]);
+        let Loaded::Ready(s) = load(&[], &e) else {
+            panic!("refused")
+        };
+        assert_eq!(
+            (
+                s.model.as_str(),
+                s.namespace.as_str(),
+                s.revision.as_str(),
+                s.port,
+                s.metrics_port
+            ),
+            ("iris", "ml", "aaaa", 8080, 9090)
+        );
+        assert_eq!(
+            s.backend_url("bbbb", "http://iris-bbbb.ml.svc:8080"),
+            "http://127.0.0.1:9001"
+        );
+        assert_eq!(
+            s.backend_url("cccc", "http://iris-cccc.ml.svc:8080"),
+            "http://iris-cccc.ml.svc:8080"
+        );
+        assert!(!s.retry_methods.contains("POST"), "{:?}", s.retry_methods);
+    }
+
+    #[test]
+    fn the_summary_names_every_field() {
+        let Loaded::Ready(s) = load(&[], &base(&[])) else {
+            panic!("refused")
+        };
+        let summary = s.summary();
+        let names: BTreeSet<&str> = summary
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let fields: BTreeSet<&str> = FIELDS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, fields);
+        assert_eq!(summary["port"], 8080);
+        assert_eq!(summary["routing_configmap"], "iris-routing");
+        assert_eq!(summary["body_timeout"], 60.0);
+        assert_eq!(summary["log_level"], "INFO");
+    }
+
+    #[test]
+    fn exactly_one_routing_source() {
+        let both = base(&[("MODELDEPLOY_ROUTING_FILE", "/tmp/r.json")]);
+        assert!(problems(&both).contains("exactly one routing source"));
+        let mut neither = base(&[]);
+        neither.remove("MODELDEPLOY_ROUTING_CONFIGMAP");
+        assert!(problems(&neither).contains("exactly one routing source"));
+    }
+
+    #[test]
+    fn overrides_must_be_a_json_object_of_urls() {
+        let text = problems(&base(&[("MODELDEPLOY_BACKEND_OVERRIDES", "{bbbb: 1")]));
+        assert!(
+            text.contains("MODELDEPLOY_BACKEND_OVERRIDES: not valid JSON"),
+            "{text}"
+        );
+        let text = problems(&base(&[(
+            "MODELDEPLOY_BACKEND_OVERRIDES",
+            r#"{"bbbb": "127.0.0.1:1"}"#,
+        )]));
+        assert!(
+            text.contains("backend_overrides['bbbb'] must be an http"),
             "{text}"
         );
     }

@@ -98,6 +98,63 @@ mod tests {
         }
     }
 
+    proptest! {
+        #[test]
+        fn a_sticky_key_never_draws_a_random_number(key in ".*", weight in 0.0f64..=100.0) {
+            let first = choose_canary(weight, Some(key.as_bytes()), || panic!("drew a number"));
+            prop_assert_eq!(first, below_percent(sticky_point(key.as_bytes()), weight) || weight >= 100.0);
+        }
+
+        #[test]
+        fn below_percent_is_the_interval_test(point in 0.0f64..1.0, percent in 0.0f64..=100.0) {
+            prop_assert_eq!(below_percent(point, percent), point * 100.0 < percent);
+        }
+    }
+
+    /// Within 5 standard deviations of n * p (a false failure about once in 3.5 million runs).
+    fn within_binomial(hits: usize, n: usize, p: f64) -> bool {
+        let n = n as f64;
+        (hits as f64 - n * p).abs() <= 5.0 * (n * p * (1.0 - p)).sqrt() + 1.0
+    }
+
+    #[test]
+    fn random_split_and_shadow_sampling_match_the_percent() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let n = 20_000;
+        for percent in [0.5, 3.0, 25.0, 50.0, 77.7, 99.5] {
+            let canary = (0..n)
+                .filter(|_| choose_canary(percent, None, || rng.gen::<f64>()))
+                .count();
+            assert!(
+                within_binomial(canary, n, percent / 100.0),
+                "{percent}: {canary}"
+            );
+            let shadow = (0..n)
+                .filter(|_| choose_shadow(percent, || rng.gen::<f64>()))
+                .count();
+            assert!(
+                within_binomial(shadow, n, percent / 100.0),
+                "{percent}: {shadow}"
+            );
+        }
+    }
+
+    #[test]
+    fn sticky_keys_spread_like_the_weight() {
+        // Over many distinct keys the sticky split is as fair as the random one.
+        let n = 20_000;
+        for (weight, prefix) in [(1.0, ""), (10.0, "tenant-"), (50.0, "é"), (99.0, "x")] {
+            let hits = (0..n)
+                .filter(|i| {
+                    let key = format!("{prefix}user-{i}");
+                    choose_canary(weight, Some(key.as_bytes()), || panic!("drew a number"))
+                })
+                .count();
+            assert!(within_binomial(hits, n, weight / 100.0), "{weight}: {hits}");
+        }
+    }
+
     #[test]
     fn random_split_is_near_the_weight() {
         use rand::Rng;

@@ -176,7 +176,8 @@ def test_install_runs_the_operator_pod_as_the_chart_says(
     assert container.security_context.allow_privilege_escalation is False
     assert container.security_context.capabilities.drop == ["ALL"]
     env = {e.name: e for e in container.env}
-    assert env["MODELDEPLOY_SIDECAR_IMAGE"].value == "ghcr.io/modeldeploy/modeldeploy:test"
+    # The sidecar's own image, of the chart's version (image.tag pins the operator's image only).
+    assert env["MODELDEPLOY_SIDECAR_IMAGE"].value == "ghcr.io/modeldeploy/modeldeploy-sidecar:0.1.0"
     assert env["MODELDEPLOY_NAMESPACES"].value in ("", None)
     assert env["POD_ID"].value_from.field_ref.field_path == "metadata.name"
     assert {p.name: p.container_port for p in container.ports} == {"metrics": 8000, "health": 8080}

@@ -101,7 +101,9 @@ def test_default_pod_is_non_root_read_only_and_restricted() -> None:
     env = container_env(container)
     assert env["MODELDEPLOY_NAMESPACES"] == ""
     assert "MODELDEPLOY_PEERING" not in env
-    assert env["MODELDEPLOY_SIDECAR_IMAGE"] == container["image"], "one image, two entry points"
+    # The sidecar has its own image, of the chart's version, and the operator's default is the same.
+    assert env["MODELDEPLOY_SIDECAR_IMAGE"] == "ghcr.io/modeldeploy/modeldeploy-sidecar:0.1.0"
+    assert env["MODELDEPLOY_SIDECAR_IMAGE"] == OperatorSettings().sidecar_image
     settings = settings_from_env(env)
     assert settings.namespaces == () and settings.peering is None
     assert settings.sidecar_resources == {

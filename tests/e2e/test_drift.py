@@ -4,7 +4,7 @@ How the canary gets different inputs than stable: the sticky header. The ModelDe
 `spec.traffic.stickyHeader: x-modeldeploy-key`, and the load comes from two client segments, each
 a set of client keys:
 
-- "early adopters": keys whose sticky point (`modeldeploy.serving.split.sticky_point`) is below
+- "early adopters": keys whose sticky point (`tests.support.sticky_split.sticky_point`) is below
   25%, so the stable sidecars forward all of their requests to the canary at the 30% step;
 - "everyone else": keys at or above 65%, which stable keeps serving (also at weights up to 65%).
 
@@ -31,10 +31,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_iris
 
-from modeldeploy.serving.split import sticky_point
 from tests.cluster.localcluster import LocalCluster
 from tests.support.e2e_env import E2EEnv
 from tests.support.e2e_scenarios import deploy_stable, new_revision_spec
+from tests.support.sticky_split import sticky_point
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
 

@@ -1,5 +1,6 @@
-"""The image's Dockerfile, checked for the essentials (no Docker engine here to build it):
-non-root numeric USER matching the chart, both entry points, ports and sources."""
+"""The operator image's Dockerfile, checked for the essentials (no Docker engine here to build it):
+non-root numeric USER matching the chart, its entry points, ports and sources, and nothing of the
+sidecar (which has its own image: tests/packaging/test_sidecar_dockerfile.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import tomllib
 
 import yaml
 
-from modeldeploy.operator.planner.inputs import PlannerConfig
 from modeldeploy.operator.settings import OperatorSettings
 from tests.cluster.localcluster import ROOT
 from tests.packaging.dockerfile import Stage, logical_lines, stages
@@ -37,32 +37,34 @@ def test_two_stages_and_the_final_one_runs_as_the_charts_non_root_user() -> None
     assert not [i for i in after if i.keyword == "RUN"]
 
 
-def test_both_entry_points_are_installed_checked_and_documented() -> None:
+def test_the_entry_points_are_installed_checked_and_documented() -> None:
     scripts = PYPROJECT["project"]["scripts"]
-    assert {"modeldeploy-operator", "modeldeploy-sidecar"} <= set(scripts)
+    assert set(scripts) == {"modeldeploy-operator", "kubectl-modeldeploy"}
     build, final = stages(DOCKERFILE)
     install = " ".join(i.value for i in build.all("RUN"))
-    for script in ("modeldeploy-operator", "modeldeploy-sidecar"):
+    for script in scripts:
         assert f"/opt/modeldeploy/bin/{script} --help" in install, f"the build stage runs {script}"
     header = DOCKERFILE.read_text().split("\nARG", 1)[0]
-    assert "modeldeploy-operator" in header and "modeldeploy-sidecar" in header
+    assert all(script in header for script in scripts)
     cmd = final.last("CMD")
     assert cmd is not None and cmd.exec_form() == ["modeldeploy-operator"]
-    assert final.last("ENTRYPOINT") is None, "no ENTRYPOINT: the sidecar container sets its own command"
-    assert PlannerConfig(sidecar_image="x").sidecar_command == ("modeldeploy-sidecar",)
     path = next(i.value for i in final.all("ENV") if i.value.startswith("PATH="))
     assert path.startswith("PATH=/opt/modeldeploy/bin:")
 
 
-def test_exposed_ports_match_the_chart_and_the_sidecar() -> None:
+def test_the_operator_image_holds_no_sidecar() -> None:
+    """One implementation of the sidecar: the Rust binary in its own image."""
+    build, final = stages(DOCKERFILE)
+    copied = [i.value for stage in (build, final) for i in stage.all("COPY")]
+    assert not [c for c in copied if "serving" in c or "sidecar" in c], copied
+    assert not (ROOT / "serving" / "modeldeploy").exists(), "the Python sidecar is gone"
+    label = " ".join(i.value for i in final.all("LABEL"))
+    assert "sidecar" not in label, label
+
+
+def test_exposed_ports_are_the_operators() -> None:
     exposed = {int(p) for i in final_stage().all("EXPOSE") for p in i.value.split()}
-    config = PlannerConfig(sidecar_image="x")
-    assert exposed == {
-        VALUES["metrics"]["port"],
-        VALUES["operator"]["healthPort"],
-        config.service_port,
-        config.metrics_port,
-    }
+    assert exposed == {VALUES["metrics"]["port"], VALUES["operator"]["healthPort"]}
 
 
 def test_copied_sources_exist_and_are_not_docker_ignored() -> None:
@@ -84,7 +86,7 @@ def test_image_names_and_versions_agree() -> None:
     version = PYPROJECT["project"]["version"]
     assert chart["appVersion"] == version
     default_sidecar = OperatorSettings().sidecar_image
-    assert default_sidecar == f"{VALUES['image']['repository']}:{version}"
+    assert default_sidecar == f"{VALUES['sidecar']['image']['repository']}:{version}"
     assert re.search(r"docker build -t \S+:" + re.escape(version), DOCKERFILE.read_text())
 
 

@@ -3,6 +3,7 @@ non-root user, nothing run at build time (the base has no shell), only the binar
 
 from __future__ import annotations
 
+from modeldeploy.operator.planner.inputs import PlannerConfig
 from tests.cluster.images import content
 from tests.cluster.localcluster import ROOT
 from tests.packaging.dockerfile import stages
@@ -21,6 +22,10 @@ def test_the_binary_on_a_distroless_base_as_65532() -> None:
     entrypoint = final.last("ENTRYPOINT")
     assert entrypoint is not None and entrypoint.exec_form() == ["/usr/local/bin/modeldeploy-sidecar"]
     assert content.copy_sources(SIDECAR / "Dockerfile") == [BINARY]
+    # The operator sets `command: [modeldeploy-sidecar]` on the sidecar container: found on the
+    # base's PATH (distroless: /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin).
+    [command] = PlannerConfig(sidecar_image="x").sidecar_command
+    assert f"/usr/local/bin/{command}" == entrypoint.exec_form()[0]
     exposed = {p for i in final.all("EXPOSE") for p in i.value.split()}
     assert exposed == {"8080", "9090"}
 

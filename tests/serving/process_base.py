@@ -23,28 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.support.sidecar_binary import sidecar_binary as sidecar_binary  # re-exported
+
 ROOT = Path(__file__).resolve().parents[2]
 IRIS_DIR = ROOT / "serving" / "examples" / "iris"
 PYTHON = sys.executable
 PROMETHEUS = "/usr/bin/prometheus"
-SIDECAR_BIN_ENV = "MODELDEPLOY_SIDECAR_BIN"
-
-
-def sidecar_binary() -> Path:
-    """The Rust sidecar (`make sidecar-build`): $MODELDEPLOY_SIDECAR_BIN, else the release build in
-    $MODELDEPLOY_CACHE (default .cache, as in the Makefile). Missing is an error, never a skip."""
-    explicit = os.environ.get(SIDECAR_BIN_ENV)
-    if explicit:
-        path = Path(explicit)
-    else:
-        cache = Path(os.environ.get("MODELDEPLOY_CACHE") or ".cache")
-        path = (cache if cache.is_absolute() else ROOT / cache) / "sidecar/target/release/modeldeploy-sidecar"
-    if not os.access(path, os.X_OK):
-        hint = f"run `make sidecar-build` (or set {SIDECAR_BIN_ENV})"
-        raise ProcessError(f"sidecar binary {path} not found: {hint}")
-    return path
-
-
 P = TypeVar("P", bound="Proc")
 
 

@@ -241,6 +241,35 @@ async def test_prediction_log_truncates_large_bodies(env: Env) -> None:
     assert small[0].status == 200
 
 
+async def test_prediction_log_to_stdout_writes_whole_lines(env: Env) -> None:
+    """The default sink is the container log: every sampled line is one whole JSON line on the
+    sidecar's standard output, between its own log lines."""
+    topo = env.topo
+    settings = DataPathSettings.model_validate({"predictionLog": {"sampleRate": 1.0, "redact": ["ssn"]}})
+    topo.publish(data_path=settings)
+    before = topo.stable.metric("modeldeploy_prediction_log_lines_total")
+    payload = {"features": [ROW], "ssn": "123-45-6789"}
+    n = 40
+    replies = await send(
+        topo.stable.url,
+        n,
+        path="/classify",
+        payload=payload,
+        concurrency=8,
+        headers=lambda i: {"x-request-id": f"stdout-{i}"},
+    )
+    assert statuses(replies) == {200: n}
+    assert wait_written(topo.stable) == before + n
+    topo.publish()
+    lines = []
+    for text in topo.stable.log_path.read_text().splitlines():
+        if text.startswith("{") and '"traceId":"stdout-' in text:
+            lines.append(json.loads(text))  # a torn or merged line would not parse
+    assert sorted(line["traceId"] for line in lines) == sorted(f"stdout-{i}" for i in range(n))
+    assert all(line["request"] == {"features": [ROW], "ssn": "[REDACTED]"} for line in lines)
+    assert "123-45-6789" not in topo.stable.log_path.read_text()
+
+
 def expected_buckets(values: list[float], bounds: list[float]) -> dict[str, float]:
     out = {f"{b:.1f}": float(sum(v <= b for v in values)) for b in bounds}
     out["+Inf"] = float(len(values))

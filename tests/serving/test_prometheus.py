@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from modeldeploy.contract.metrics import LATENCY_BUCKETS
 from modeldeploy.contract.routing import GuardSettings
 from tests.serving.processes import Processes, PrometheusProc, start_prometheus
 from tests.serving.topology import CANARY, STABLE, IrisTrio, Topology, start_topology
@@ -102,3 +104,5 @@ def test_scraped_series_and_labels_match_the_design(observed: Observed) -> None:
     )
     buckets = {r["metric"]["le"] for r in prom.query("modeldeploy_request_duration_seconds_bucket")}
     assert {"0.001", "30.0", "+Inf"} <= buckets
+    # Exactly the contract's buckets (modeldeploy.contract.metrics), which the operator's PromQL uses.
+    assert {float(le) for le in buckets} == {*LATENCY_BUCKETS, math.inf}

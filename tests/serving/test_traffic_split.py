@@ -11,6 +11,7 @@ import pytest
 from tests.serving.processes import Processes, http
 from tests.serving.topology import CANARY, STABLE, IrisTrio, Topology, start_topology
 from tests.serving.traffic import IRIS_ROWS, revisions, send, send_sync, statuses
+from tests.support.sticky_split import on_canary
 
 pytestmark = [pytest.mark.serving, pytest.mark.slow]
 
@@ -57,8 +58,11 @@ async def test_sticky_header_keeps_each_key_on_one_revision(topo: Topology, iris
     for reply in replies:
         seen.setdefault(keys[reply.index % len(keys)], set()).add(reply.revision)
     assert all(len(revs) == 1 for revs in seen.values()), {k: v for k, v in seen.items() if len(v) > 1}
-    on_canary = sum(1 for revs in seen.values() if revs == {CANARY})
-    assert 3 <= on_canary <= 45, f"{on_canary} of 80 keys on a 30% canary"
+    # Every key is exactly where the split's contract (tests/support/sticky_split.py) puts it.
+    placed = {key: (CANARY if on_canary(key, 30) else STABLE) for key in keys}
+    assert {key: revs.pop() for key, revs in seen.items()} == placed
+    on_canary_count = sum(1 for revision in placed.values() if revision == CANARY)
+    assert 3 <= on_canary_count <= 45, f"{on_canary_count} of 80 keys on a 30% canary"
     # Requests without the header are still split at random.
     unkeyed = revisions(await send(topo.stable.url, 300, concurrency=8))
     assert unkeyed[CANARY] > 0 and unkeyed[STABLE] > 0

@@ -2,9 +2,10 @@
 
 - `model`: any image runs the iris example BentoML service; the container's env (IRIS_* fault
   switches from `spec.model.env`) decides whether it is a good or a bad revision.
-- `sidecar`: the real `modeldeploy.serving` sidecar with the container's env, ports and the
-  upstream rewritten to loopback, the routing ConfigMap watched through the test kubeconfig, and
-  canary/shadow traffic sent through the ServiceProxy (the cluster's Service networking).
+- `sidecar`: the real Rust sidecar binary (`make sidecar-build`, found as the conformance suite
+  finds it) with the container's env, ports and the upstream rewritten to loopback, the routing
+  ConfigMap watched through the test kubeconfig, and canary/shadow traffic sent through the
+  ServiceProxy (the cluster's Service networking).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from tests.cluster.localcluster import ROOT
 from tests.support.podrunner import Launch, Launcher, PodPorts, container_env
+from tests.support.sidecar_binary import sidecar_binary
 
 IRIS_DIR = ROOT / "serving" / "examples" / "iris"
 
@@ -40,6 +42,8 @@ def model_launcher(bentoml_home: Path) -> Launcher:
 
 
 def sidecar_launcher(kubeconfig: Path, service_proxy_port: int) -> Launcher:
+    binary = str(sidecar_binary())  # missing binary: an error when the environment starts
+
     def launch(container: dict[str, Any], ports: PodPorts) -> Launch:
         env = container_env(container)
         env.update(
@@ -52,6 +56,6 @@ def sidecar_launcher(kubeconfig: Path, service_proxy_port: int) -> Launcher:
                 "MODELDEPLOY_HTTP_PROXY": f"http://127.0.0.1:{service_proxy_port}",
             }
         )
-        return Launch(argv=[sys.executable, "-m", "modeldeploy.serving.main"], env=env)
+        return Launch(argv=[binary], env=env)
 
     return launch

@@ -52,11 +52,9 @@ app.kubernetes.io/component: operator
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 
-{{/* The sidecar image: sidecar.image.*, falling back to the operator's image (one image, two entry points). */}}
+{{/* The sidecar's own image: sidecar.image.repository, tagged sidecar.image.tag or the chart's appVersion. */}}
 {{- define "modeldeploy.sidecarImage" -}}
-{{- $repository := default .Values.image.repository .Values.sidecar.image.repository }}
-{{- $tag := default (default .Chart.AppVersion .Values.image.tag) .Values.sidecar.image.tag }}
-{{- printf "%s:%s" $repository $tag }}
+{{- printf "%s:%s" .Values.sidecar.image.repository (default .Chart.AppVersion .Values.sidecar.image.tag) }}
 {{- end }}
 
 {{- define "modeldeploy.peeringName" -}}

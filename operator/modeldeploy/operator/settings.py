@@ -13,8 +13,9 @@ class OperatorSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     sidecar_image: str = Field(
-        "ghcr.io/modeldeploy/modeldeploy:0.1.0",
-        description="Image of the modeldeploy sidecar container injected into every serving pod.",
+        "ghcr.io/modeldeploy/modeldeploy-sidecar:0.1.0",
+        description="Image of the modeldeploy sidecar container injected into every serving pod "
+        "(the Rust binary's own image, sidecar/Dockerfile).",
     )
     sidecar_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
         "IfNotPresent", description="imagePullPolicy of the sidecar container."

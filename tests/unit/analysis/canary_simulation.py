@@ -27,10 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from modeldeploy.contract.metrics import LATENCY_BUCKETS
 from modeldeploy.operator.analysis import judgement, sequential
 from modeldeploy.operator.analysis.checks import error_rate, latency
 from modeldeploy.operator.analysis.results import Verdict
-from modeldeploy.serving.metrics import LATENCY_BUCKETS
 
 STEPS = ((0.10, 60), (0.25, 60), (0.50, 60))
 """(canary share, seconds) of the simulated rollout."""

@@ -12,7 +12,7 @@ import math
 import pytest
 from scipy import stats as scipy_stats  # type: ignore[import-untyped]
 
-from modeldeploy.serving.metrics import LATENCY_BUCKETS
+from modeldeploy.contract.metrics import LATENCY_BUCKETS
 from tests.unit.analysis import canary_simulation as sim
 
 ALPHA = 1 - sim.CONFIDENCE

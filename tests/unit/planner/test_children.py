@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from modeldeploy.operator.planner import (
     plan,
     routing_from_configmap,
 )
-from modeldeploy.serving.settings import load_settings
+from tests.support.sidecar_binary import sidecar_binary
 from tests.unit.planner.harness import CONFIG, T0, make_spec, rev
 
 META = ModelDeploymentMeta("iris", "ml", "uid-iris", 3)
@@ -121,13 +122,24 @@ def test_deployment_pod_has_model_and_sidecar_containers() -> None:
         assert security["capabilities"] == {"drop": ["ALL"]}
         assert [m["mountPath"] for m in container["volumeMounts"]] == ["/tmp"]
 
-    # The sidecar's environment is exactly what the sidecar accepts.
+    # The sidecar's environment is exactly what the sidecar binary accepts.
     env = {e["name"]: e["value"] for e in sidecar["env"]}
     assert env["MODELDEPLOY_UPSTREAM"] == "http://127.0.0.1:3100"
     assert env["MODELDEPLOY_ROUTING_CONFIGMAP"] == "iris-routing"
-    settings = load_settings([], env)
-    assert (settings.model, settings.namespace, settings.revision) == ("iris", "ml", rev_of(spec))
-    assert (settings.port, settings.metrics_port) == (8080, 9090)
+    settings = sidecar_settings(env)
+    assert (settings["model"], settings["namespace"], settings["revision"]) == ("iris", "ml", rev_of(spec))
+    assert (settings["port"], settings["metrics_port"]) == (8080, 9090)
+    assert (settings["upstream"], settings["routing_configmap"]) == ("http://127.0.0.1:3100", "iris-routing")
+
+
+def sidecar_settings(env: dict[str, str]) -> dict[str, Any]:
+    """The settings the Rust sidecar puts in force with exactly `env` (`--check-config`)."""
+    result = subprocess.run(
+        [str(sidecar_binary()), "--check-config"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    settings: dict[str, Any] = json.loads(result.stdout)
+    return settings
 
 
 def rev_of(spec: ModelDeploymentSpec) -> str:

@@ -1,5 +1,7 @@
-"""Fuzzed routing tables: the parser answers a RoutingTable or a pydantic ValidationError, nothing
-else, and a sidecar given bad tables (by the ConfigMap watcher or the file) keeps the last good one.
+"""Fuzzed routing tables: the contract's parser answers a RoutingTable or a pydantic
+ValidationError, nothing else, and what it accepts survives its own wire form. (The sidecar's side,
+keeping the last good table on bad content, is tested in `sidecar/src/routing_source.rs` and
+`sidecar/tests/fuzz_inputs.rs`.)
 
 Inputs: a complete valid table (every section, data path included) mutated field by field
 (deleted, replaced by any JSON value, odd numbers and strings), random bytes, truncated and
@@ -8,21 +10,15 @@ deeply nested JSON.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kubernetes.client import ApiClient
 from pydantic import ValidationError
 
-from modeldeploy.contract.routing import ROUTING_KEY, RoutingTable
-from modeldeploy.serving.data_path import DataPathError
-from modeldeploy.serving.routing_configmap import ConfigMapWatcher
-from modeldeploy.serving.server import Sidecar
-from modeldeploy.serving.settings import load_settings
+from modeldeploy.contract.routing import RoutingTable
 from tests.support.json_paths import paths, slot
 
 GOOD: dict[str, Any] = {
@@ -107,81 +103,6 @@ def test_parser_answers_a_table_or_a_validation_error(content: bytes) -> None:
     if table is not None:
         # What the parser accepts, the operator can write back unchanged (to_json is the wire form).
         assert RoutingTable.from_json(table.to_json()) == table
-
-
-ENV = {
-    "MODELDEPLOY_MODEL": "iris",
-    "MODELDEPLOY_NAMESPACE": "ml",
-    "MODELDEPLOY_REVISION": "aaaa",
-    "MODELDEPLOY_UPSTREAM": "http://127.0.0.1:3000",
-    "MODELDEPLOY_ROUTING_CONFIGMAP": "iris-routing",
-}
-
-
-def errors_counted(sidecar: Sidecar) -> float:
-    value = sidecar.metrics.registry.get_sample_value(
-        "modeldeploy_routing_errors_total", {"model": "iris", "namespace": "ml", "revision": "aaaa"}
-    )
-    return value or 0.0
-
-
-def data_path_usable(table: RoutingTable) -> bool:
-    """Whether a fresh sidecar could put the table's dataPath section in force."""
-    try:
-        Sidecar(load_settings([], ENV)).data_path.prepare(table.data_path)
-    except DataPathError:
-        return False
-    return True
-
-
-@settings(max_examples=150, deadline=None)
-@given(content=contents)
-def test_sidecar_keeps_the_last_good_table_on_bad_content(content: bytes) -> None:
-    sidecar = Sidecar(load_settings([], ENV))
-    sidecar.apply_routing(good_text, "test")
-    good = sidecar.router.table
-    assert good is not None and errors_counted(sidecar) == 0
-    sidecar.apply_routing(content, "test")
-    parsed = parse(content)
-    if parsed is not None and not data_path_usable(parsed):
-        parsed = None  # valid JSON and fields, but e.g. the contract is not a JSON Schema
-    if parsed is None or (parsed.model, parsed.namespace) != ("iris", "ml"):
-        assert sidecar.router.table is good
-        assert errors_counted(sidecar) == 1
-    else:
-        assert sidecar.router.table == parsed
-
-
-async def test_configmap_watcher_hands_over_only_the_routing_key() -> None:
-    """What the watch delivers as ConfigMap `data` (missing, empty, other keys, garbage) reaches the
-    sidecar only as routing.json content, and garbage never replaces the table in force."""
-    sidecar = Sidecar(load_settings([], ENV))
-    problems: list[str] = []
-
-    def problem(message: str) -> None:
-        problems.append(message)
-        sidecar.routing_problem(message)
-
-    watcher = ConfigMapWatcher(
-        ApiClient(), "ml", "iris-routing", sidecar.apply_routing, problem, watch_timeout=5
-    )
-    watcher._loop = asyncio.get_running_loop()  # as start() would, without the API thread
-    deliveries: list[dict[str, Any] | None] = [
-        {ROUTING_KEY: good_text.decode()},
-        None,
-        {},
-        {"other.json": good_text.decode()},
-        {ROUTING_KEY: ""},
-        {ROUTING_KEY: "{not json"},
-        {ROUTING_KEY: json.dumps({**GOOD, "model": "other"})},
-        {ROUTING_KEY: json.dumps({**GOOD, "canary": {**GOOD["canary"], "weight": 250}})},
-    ]
-    for data in deliveries:
-        watcher._post(data, "watch")
-        await asyncio.sleep(0)  # let the loop run the posted callback
-    assert sidecar.router.table == RoutingTable.from_json(good_text)
-    assert sum("has no key 'routing.json'" in p for p in problems) == 3
-    assert errors_counted(sidecar) == 3 + 4  # three missing keys, four rejected tables
 
 
 def test_a_url_without_a_host_is_refused() -> None:
