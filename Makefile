@@ -68,7 +68,7 @@ test: install ## lint, then every test layer (unit, serving, cluster/api, e2e) â
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-sidecar
 	$(MAKE) --no-print-directory images  # the e2e tests run them on the real node (cached by content hash)
-	$(PYTEST) tests -m "not images"
+	$(PYTEST) tests -m "not images" --durations=40
 
 test-images: images ## build the container images and run each in a private containerd (these image tests are not in `make test`; the e2e tests run the images on the real node)
 	$(PYTEST) tests/cluster/images -m images
