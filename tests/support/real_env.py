@@ -14,9 +14,9 @@
   pulled (`pullPolicy: Never`).
 - Model Pods run the iris image (`model_image`, IRIS_* env switches) and the Rust sidecar, which reads
   its routing ConfigMap with its own ServiceAccount token.
-- Prometheus (Debian's, on the host) discovers the sidecars and the operator with
-  `kubernetes_sd_configs` (tests/support/node_prometheus.py) and listens on the node IP, so the
-  operator Pod's analysis reaches it (`spec.prometheus.url`).
+- Prometheus (on the host; 2.53 built from its Go module, as Debian's lacks Kubernetes discovery)
+  discovers the sidecars and the operator with `kubernetes_sd_configs` (tests/support/node_prometheus.py)
+  and listens on the node IP, so the operator Pod's analysis reaches it (`spec.prometheus.url`).
 
 The test-facing API is E2EEnv's: apply/get/status/patch_spec/routing/events/wait (e2e_objects.py),
 start_load, prometheus.url, namespace, runner.wait_ready/first_ready_at, operator.logs().
