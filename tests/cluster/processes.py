@@ -9,19 +9,40 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+HARNESS_PORTS = range(20000, 30000)
+"""Ports `free_port` hands out: below the kernel's ephemeral range (net.ipv4.ip_local_port_range,
+32768-60999 by default) and NodePorts (30000-32767), above Kubernetes' own (10250-10259). A port
+picked by bind(0) is an ephemeral one, so between the harness picking it and the process it is for
+binding it, any bind(0) or outgoing connection on the machine could take it: BentoML's own zmq
+endpoint took a model server's port so (`Address already in use`, a revision that never started)."""
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback TCP port nothing is bound to and this process has not handed out before."""
+    with _handed_out_lock:
+        for port in random.sample(HARNESS_PORTS, len(HARNESS_PORTS)):
+            if port in _handed_out:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
+    raise ClusterError(f"no free port left in {HARNESS_PORTS.start}-{HARNESS_PORTS.stop - 1}")
 
 
 class ClusterError(RuntimeError):

@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.cluster.processes import free_port as free_port  # re-exported: one home for harness ports
 from tests.support.sidecar_binary import sidecar_binary as sidecar_binary  # re-exported
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,12 +34,6 @@ P = TypeVar("P", bound="Proc")
 
 class ProcessError(RuntimeError):
     """A test process could not be started or did not become ready."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http(
