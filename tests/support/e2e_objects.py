@@ -68,4 +68,38 @@ class ModelDeploymentObjects:
             if value:
                 return value
             time.sleep(0.2)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{self.failure_context()}")
+        raise AssertionError(
+            f"timed out after {timeout}s waiting for {what}\n"
+            f"{self.rollout_states()}\n{self.failure_context()}"
+        )
+
+    def rollout_states(self) -> str:
+        """Each ModelDeployment's phase, revisions, conditions and last analysis results, and each
+        Pod's phase and container states: what a timed-out wait was waiting on."""
+        lines = []
+        try:
+            items = self.custom.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL)["items"]
+            for item in items:
+                status = item.get("status") or {}
+                summary = {k: status.get(k) for k in ("phase", "stableRevision", "canaryRevision", "step")}
+                lines.append(f"ModelDeployment {item['metadata']['name']}: {summary}")
+                for condition in status.get("conditions") or []:
+                    lines.append(
+                        f"  {condition.get('type')}={condition.get('status')}: {condition.get('message')}"
+                    )
+                for result in (status.get("analysis") or {}).get("results") or []:
+                    lines.append(
+                        f"  analysis {result.get('metric')}: {result.get('result')} {result.get('message')}"
+                    )
+                guardrails = status.get("guardrails") or {}
+                if guardrails:
+                    lines.append(f"  guardrails: {guardrails}")
+            for pod in self.core.list_namespaced_pod(self.namespace).items:
+                states = [
+                    f"{c.name} ready={c.ready} restarts={c.restart_count}"
+                    for c in pod.status.container_statuses or []
+                ]
+                lines.append(f"Pod {pod.metadata.name}: {pod.status.phase} {'; '.join(states)}")
+        except Exception as exc:  # a diagnosis must not hide the timeout it explains
+            lines.append(f"(could not read the rollout's state: {exc})")
+        return "\n".join(lines)
