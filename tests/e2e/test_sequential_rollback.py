@@ -36,7 +36,9 @@ def env(real_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) ->
         e2e.stop()
 
 
-def test_a_conclusive_sequential_failure_rolls_back_without_waiting_for_failure_limit(env: RealNodeEnv) -> None:
+def test_a_conclusive_sequential_failure_rolls_back_without_waiting_for_failure_limit(
+    env: RealNodeEnv,
+) -> None:
     name = "seq-errors"
     analysis = {
         "method": "sequential",
