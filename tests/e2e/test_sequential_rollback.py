@@ -1,5 +1,6 @@
-"""End to end under analysis.method sequential (on the real node: real_env.py): a revision failing 30% of requests is cut by the first
-conclusive sequential test, long before failureLimit (10 runs) would allow.
+"""End to end under analysis.method sequential, on the real node (real_env.py): a revision failing 30%
+of requests is cut by the first conclusive sequential test, long before failureLimit (10 runs) would
+allow.
 
 The failures are spread evenly (IRIS_FAIL_SPREAD), not drawn at random: with random failures the
 stable sidecar's fast guard (more than 50% of the last 20 forwarded requests, at least 5, failed)
