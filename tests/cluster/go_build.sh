@@ -26,9 +26,9 @@ is_built() {
   for binary in "$@"; do
     [[ -e $bin/$binary ]] || return 1
   done
-  [[ "$(cat "$bin/.stamp-$name" 2>/dev/null)" == "$want" ]]
+  [[ "$(cat "$bin/.built-$name" 2>/dev/null)" == "$want" ]]
 }
 
 mark_built() {
-  echo "$2" > "$bin/.stamp-$1"
+  echo "$2" > "$bin/.built-$1"
 }
