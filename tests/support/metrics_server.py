@@ -155,7 +155,11 @@ def start_metrics_server(cluster: LocalCluster, workdir: Path, timeout: float = 
             f"--secure-port={port}",
             f"--cert-dir={workdir / 'certs'}",
             f"--metric-resolution={RESOLUTION_SECONDS}s",
+            # must be below the resolution (metrics-server refuses to start otherwise)
+            f"--kubelet-request-timeout={RESOLUTION_SECONDS // 2}s",
             "--kubelet-preferred-address-types=InternalIP",
+            # the kubelet listens on a free port (not 10250): take it from the Node's status
+            "--kubelet-use-node-status-port",
             f"--kubelet-certificate-authority={node.pki.ca.cert}",
         ],
         workdir / "metrics-server.log",
