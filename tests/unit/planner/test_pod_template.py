@@ -152,6 +152,8 @@ def test_the_model_gets_a_default_startup_probe_on_its_readiness_request() -> No
         "failureThreshold": 120,
     }
     assert plain["livenessProbe"]["timeoutSeconds"] == 5
+    # SIGTERM reaches the model after the sidecar's drain delay, so it answers what is forwarded.
+    assert plain["lifecycle"] == {"preStop": {"sleep": {"seconds": 10}}}
     assert plain["readinessProbe"]["timeoutSeconds"] == 5
 
     custom = spec_with(
@@ -167,8 +169,9 @@ def test_the_model_gets_a_default_startup_probe_on_its_readiness_request() -> No
     assert probe["startupProbe"]["failureThreshold"] == 120
 
 
-def test_the_template_s_startup_probe_replaces_the_default() -> None:
+def test_the_template_s_startup_probe_and_lifecycle_replace_the_defaults() -> None:
     model = pod_of(spec_with(GPU_TEMPLATE))["spec"]["containers"][0]
+    assert model["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
     assert model["startupProbe"] == {"httpGet": {"path": "/readyz", "port": 3000}, "failureThreshold": 60}
 
 

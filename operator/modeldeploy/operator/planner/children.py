@@ -42,6 +42,10 @@ a model; readiness and liveness probes start only once it has passed."""
 SIDECAR_DRAIN_DELAY_SECONDS = 5
 """The sidecar keeps serving this long after SIGTERM, while endpoints stop sending it traffic."""
 SIDECAR_DRAIN_TIMEOUT_SECONDS = 20
+MODEL_PRESTOP_SLEEP_SECONDS = SIDECAR_DRAIN_DELAY_SECONDS + 5
+"""The model container's default preStop: it gets SIGTERM this long after the Pod is deleted, so
+it still answers what its sidecar forwards while endpoints and routing tables move away (the
+sidecar's drain delay) and finishes what is in flight then (5 s more)."""
 TERMINATION_GRACE_SECONDS = 35
 
 
@@ -202,7 +206,10 @@ def deployment(
         },
         defaults=defaults,
         model=model,
-        model_defaults={"startupProbe": model_startup_probe(model["readinessProbe"])},
+        model_defaults={
+            "startupProbe": model_startup_probe(model["readinessProbe"]),
+            "lifecycle": {"preStop": {"sleep": {"seconds": MODEL_PRESTOP_SLEEP_SECONDS}}},
+        },
         sidecar=sidecar_container(meta, spec, revision, config),
         volumes=[{"name": "model-tmp", "emptyDir": {}}, {"name": "sidecar-tmp", "emptyDir": {}}],
     )

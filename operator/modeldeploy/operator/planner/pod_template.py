@@ -8,7 +8,7 @@ needs to work, which always wins:
 - annotations: the template's plus the operator's Prometheus scrape annotations;
 - containers: `model` (spec.model, completed by the template's `model` entry), the template's other
   containers in their order, then `sidecar`; a template entry named `sidecar` is dropped;
-- the model container: the operator's defaults for it (its startupProbe) lie under the
+- the model container: the operator's defaults for it (startupProbe, lifecycle) lie under the
   template's entry; spec.model's fields and the operator's (port `model`, /tmp mount,
   security context) win over the template's entry field by field; lists are joined, the
   operator's entries winning on a clash (a port with the same number and protocol or the same name,
