@@ -93,11 +93,12 @@ class PodWatch:
         self.namespace = namespace
         self.log_dir = log_dir
 
-    def pods(self, revision: str) -> list[client.V1Pod]:
+    def pods(self, revision: str, terminating: bool = False) -> list[client.V1Pod]:
+        """The revision's Pods; those being deleted (Terminating) only when `terminating`."""
         pods: list[client.V1Pod] = self.core.list_namespaced_pod(
             self.namespace, label_selector=f"{REVISION_LABEL}={revision}"
         ).items
-        return [p for p in pods if p.metadata.deletion_timestamp is None]
+        return [p for p in pods if terminating or p.metadata.deletion_timestamp is None]
 
     @staticmethod
     def ready_since(pod: client.V1Pod) -> datetime | None:
