@@ -360,16 +360,17 @@ def test_operator_killed_before_and_during_a_rollback_rolls_back_exactly_once(
     again, restarts_again = kill_operator_container(env)
     # the second restart waits out the kubelet's crash-loop back-off (10 s)
     wait_operator_restarted(env, again, restarts_again, timeout=90)
-    env.wait(
-        lambda: deployment_replicas(env, name, bad) == 0, 60, "the bad revision scaled to 0 after the drain"
-    )
-    final = watch.status()
+    # The operator scales the drained revision down before it writes the status that ends the
+    # drain: once the status says the drain is over, the Deployment must be at 0 already.
+    final = watch.until(lambda s: not s.get("draining"), 60, "the drain of the bad revision to end")
+    drained_replicas = deployment_replicas(env, name, bad)
     load.stop()
     print("\n".join(watch.changes))
 
     assert again == pod and restarts_again > restarts, "the kubelet restarted the killed container in its Pod"
     assert rolled_back["abortedRevision"] == bad and final["abortedRevision"] == bad
     assert final["phase"] == "RolledBack" and not final.get("draining")
+    assert drained_replicas == 0, "the bad revision scaled to 0 after the drain"
     assert watch.stable_revisions() == {stable}
     assert not duplicate_history(final), final["history"]
     assert [h["outcome"] for h in final["history"] if h["revision"] == bad] == ["RolledBack"]
