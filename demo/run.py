@@ -20,6 +20,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,18 +84,30 @@ def live_line(env: RealNodeEnv, load: LoadGenerator, started: float) -> str:
     )
 
 
-def roll_out(env: RealNodeEnv, load: LoadGenerator, model: dict[str, Any], stable: str) -> dict[str, Any]:
+@dataclass
+class Rollout:
+    status: dict[str, Any]
+    """The status that ended the rollout."""
+    max_canary_weight: int = 0
+    """The largest canary weight the live line saw (0: it ended before any canary step)."""
+
+
+def roll_out(env: RealNodeEnv, load: LoadGenerator, model: dict[str, Any], stable: str) -> Rollout:
     env.patch_spec(NAME, model)
     started = time.monotonic()
+    rollout = Rollout({})
     while time.monotonic() - started < ROLLOUT_TIMEOUT:
         status = env.status(NAME)
         print("  " + live_line(env, load, started), flush=True)
+        weight = int((status.get("traffic") or {}).get("canaryWeight") or 0)
+        rollout.max_canary_weight = max(rollout.max_canary_weight, weight)
         if (
             status.get("phase") in ("Succeeded", "RolledBack", "Failed")
             and status.get("observedGeneration") == env.get(NAME)["metadata"]["generation"]
             and (status.get("stableRevision") != stable or status.get("phase") != "Succeeded")
         ):
-            return status
+            rollout.status = status
+            return rollout
         time.sleep(1)
     raise HarnessError(
         f"the rollout did not finish in {ROLLOUT_TIMEOUT:.0f}s\n"
@@ -127,16 +140,17 @@ def story(cluster: LocalCluster, env: RealNodeEnv) -> bool:
     time.sleep(3)
 
     say("iris v2 (another regularisation): shadow -> canary 20% -> canary 50% -> promote")
-    status = roll_out(env, load, new_revision_spec(env, NAME, variant="b"), v1)
+    status = roll_out(env, load, new_revision_spec(env, NAME, variant="b"), v1).status
     v2 = status.get("stableRevision")
     promoted = status.get("phase") == "Succeeded" and v2 != v1
     print(f"    -> {status.get('phase')}: stable is now {v2}")
 
     say("iris v3 (fails 30% of requests): must be rolled back automatically")
     before = time.time()
-    status = roll_out(
+    v3 = roll_out(
         env, load, new_revision_spec(env, NAME, variant="c", env={"IRIS_FAIL_RATE": "0.3"}), str(v2)
     )
+    status = v3.status
     rolled_back = status.get("phase") == "RolledBack" and status.get("stableRevision") == v2
     load.stop()
 
@@ -144,12 +158,20 @@ def story(cluster: LocalCluster, env: RealNodeEnv) -> bool:
     condition: dict[str, Any] = next(
         (c for c in status.get("conditions", []) if c["type"] == "RolledBack"), {}
     )
-    client_errors = sum(1 for s in load.since(before) if s.status >= 500 or s.status == 0)
-    total = len(load.since(before))
+    during = load.since(before)
+    client_errors = sum(1 for s in during if s.status >= 500 or s.status == 0)
+    aborted = status.get("abortedRevision")
+    by_v3 = sum(1 for s in during if s.revision == aborted)
+    caught = (
+        f"at canary {v3.max_canary_weight}% at most (the sidecars' guard retries its failures on stable)"
+        if v3.max_canary_weight
+        else "in the shadow step: it only ever answered mirrored copies, never a client"
+    )
     print(f"    v2 promoted: {promoted}  (stable {v2})")
     print(f"    v3 rolled back: {rolled_back}  (revision {status.get('abortedRevision')})")
     print(f"    why: {condition.get('message', status.get('rollbackReason'))}")
-    print(f"    clients during v3: {client_errors} errors in {total} requests (canary share, guard on)")
+    print(f"    v3 caught {caught}")
+    print(f"    clients during v3: {client_errors} errors in {len(during)} requests, {by_v3} answered by v3")
     print("    history:")
     for entry in status.get("history", []):
         reason = entry.get("reason", "")[:60]
