@@ -40,7 +40,10 @@ ANALYSIS = {
     "interval": "3s",
     "failureLimit": 2,
     "minRequests": 20,
-    "slo": {"latencyP99": "500ms", "errorRate": 0.05},
+    # iris answers in ~20 ms on an idle machine; on the shared 2-core CI machine at load average ~15 a
+    # good v2's p99 reached 975 ms and a 500 ms limit rolled it back (1 s is a bucket of the
+    # sidecar's latency histogram). v3 is caught by its error rate.
+    "slo": {"latencyP99": "1s", "errorRate": 0.05},
 }
 ROLLOUT_TIMEOUT = 300.0
 """A new revision's Pod (BentoML) takes tens of seconds to start on a loaded 2-core machine."""
