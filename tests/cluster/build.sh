@@ -6,22 +6,13 @@
 # hash makes a second run a no-op.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-cache=${MODELDEPLOY_CACHE:-$root/.cache}
-bin=$cache/cluster/bin
-export GOMODCACHE=$cache/go/mod GOCACHE=$cache/go/build GOFLAGS=-mod=readonly
-mkdir -p "$bin"
+source "$here/go_build.sh"
+go_build_env "$(cd "$here/../.." && pwd)" cluster/bin
 
-inputs_hash() {
-  (cd "$here" && cat controlplane/go.mod controlplane/go.sum controlplane/*.go \
-     kwok/go.mod kwok/go.sum build.sh; go version) | sha256sum | cut -c1-16
-}
-# Helm has its own stamp: a Helm bump never relinks the control plane, and the other way round.
-helm_hash() {
-  (cd "$here" && cat helm/go.mod helm/go.sum build.sh; go version) | sha256sum | cut -c1-16
-}
-helm_want=$(helm_hash)
-if [[ -x $bin/helm && "$(cat "$bin/.stamp-helm" 2>/dev/null)" == "$helm_want" ]]; then
+# Helm and CoreDNS have their own stamps: a Helm bump never relinks the control plane, and the
+# other way round.
+helm_want=$(cd "$here" && inputs_hash helm/go.mod helm/go.sum build.sh)
+if is_built helm "$helm_want" helm; then
   echo "helm: cached build $helm_want in $bin"
 else
   echo "helm: building the Helm client"
@@ -35,25 +26,22 @@ else
   done
   (cd "$here/helm" && go build -trimpath -ldflags "$helm_ldflags" -o "$bin/helm.new" helm.sh/helm/v3/cmd/helm)
   mv "$bin/helm.new" "$bin/helm"
-  echo "$helm_want" > "$bin/.stamp-helm"
+  mark_built helm "$helm_want"
 fi
 
-# CoreDNS (the cluster DNS for the real node) is its own module with its own stamp too.
-coredns_hash() {
-  (cd "$here" && cat coredns/go.mod coredns/go.sum coredns/*.go build.sh; go version) | sha256sum | cut -c1-16
-}
-coredns_want=$(coredns_hash)
-if [[ -x $bin/coredns && "$(cat "$bin/.stamp-coredns" 2>/dev/null)" == "$coredns_want" ]]; then
+# CoreDNS (the cluster DNS for the real node) is its own module.
+coredns_want=$(cd "$here" && inputs_hash coredns/go.mod coredns/go.sum coredns/*.go build.sh)
+if is_built coredns "$coredns_want" coredns; then
   echo "coredns: cached build $coredns_want in $bin"
 else
   echo "coredns: building CoreDNS"
   (cd "$here/coredns" && go build -trimpath -ldflags "-s -w" -o "$bin/coredns.new" .)
   mv "$bin/coredns.new" "$bin/coredns"
-  echo "$coredns_want" > "$bin/.stamp-coredns"
+  mark_built coredns "$coredns_want"
 fi
 
-want=$(inputs_hash)
-if [[ -x $bin/controlplane && -x $bin/kwok && -f $bin/kwok-stages.yaml && "$(cat "$bin/.stamp" 2>/dev/null)" == "$want" ]]; then
+want=$(cd "$here" && inputs_hash controlplane/go.mod controlplane/go.sum controlplane/*.go kwok/go.mod kwok/go.sum build.sh)
+if is_built controlplane "$want" controlplane kwok kwok-stages.yaml; then
   echo "control plane: cached build $want in $bin"
   exit 0
 fi
@@ -82,5 +70,5 @@ mv "$bin/kwok.new" "$bin/kwok"
 for name in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl etcd; do
   ln -sf controlplane "$bin/$name"
 done
-echo "$want" > "$bin/.stamp"
+mark_built controlplane "$want"
 echo "control plane: built $want in $bin"

@@ -1,5 +1,6 @@
 """`kubectl modeldeploy dashboard` in a real browser (headless Debian Chromium, driven by Playwright)
-during a real rollout and a real rollback: what a person sees, and what the buttons do.
+during a real rollout and a real rollback on the real node (real_env.py: the operator from the chart,
+iris + Rust sidecar Pods, Prometheus discovering them): what a person sees, and what the buttons do.
 
 One ModelDeployment, one good revision (paused and resumed from the page, then promoted) and one
 bad revision (30% errors, rolled back by the analysis). Screenshots are saved in the test's output
@@ -20,8 +21,8 @@ from playwright.sync_api import Locator, Page, expect
 
 from tests.cluster.localcluster import ROOT, LocalCluster
 from tests.support.dashboard import chromium_page, running_dashboard
-from tests.support.e2e_env import E2EEnv
 from tests.support.e2e_scenarios import deploy_stable, new_revision_spec
+from tests.support.real_env import RealNodeEnv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
 
@@ -39,8 +40,8 @@ SECONDS = 1000  # Playwright timeouts are in milliseconds
 
 
 @pytest.fixture(scope="module")
-def env(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EEnv]:
-    e2e = E2EEnv(cluster, tmp_path_factory.mktemp("e2e-dashboard")).start()
+def env(real_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNodeEnv]:
+    e2e = RealNodeEnv(real_cluster, tmp_path_factory.mktemp("e2e-dashboard")).start()
     try:
         yield e2e
     finally:
@@ -74,7 +75,7 @@ def post_from_page(page: Page, path: str, body: str) -> tuple[int, dict[str, str
     return int(status), dict(answer)
 
 
-def test_dashboard_follows_a_rollout_and_a_rollback(env: E2EEnv, tmp_path: Path) -> None:
+def test_dashboard_follows_a_rollout_and_a_rollback(env: RealNodeEnv, tmp_path: Path) -> None:
     stable = deploy_stable(env, NAME, steps=STEPS, analysis=ANALYSIS)
     env.start_load(NAME)
     args = ("--enable-actions", "--range", "2m", "--rate-window", "4s")

@@ -1,4 +1,4 @@
-"""End to end: the input drift gate (`spec.guardrails.drift.maxInputPSI`) in the real environment.
+"""End to end: the input drift gate (`spec.guardrails.drift.maxInputPSI`) on the real node (real_env.py).
 
 How the canary gets different inputs than stable: the sticky header. The ModelDeployment sets
 `spec.traffic.stickyHeader: x-modeldeploy-key`, and the load comes from two client segments, each
@@ -32,8 +32,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_iris
 
 from tests.cluster.localcluster import LocalCluster
-from tests.support.e2e_env import E2EEnv
 from tests.support.e2e_scenarios import deploy_stable, new_revision_spec
+from tests.support.real_env import RealNodeEnv
 from tests.support.sticky_split import sticky_point
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
@@ -85,8 +85,8 @@ def segment(keys: list[str], sepal_shift: float, seed: int) -> Callable[[int], t
 
 
 @pytest.fixture(scope="module")
-def env(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EEnv]:
-    e2e = E2EEnv(cluster, tmp_path_factory.mktemp("e2e-drift")).start()
+def env(real_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNodeEnv]:
+    e2e = RealNodeEnv(real_cluster, tmp_path_factory.mktemp("e2e-drift")).start()
     try:
         yield e2e
     finally:
@@ -98,11 +98,11 @@ def psi_results(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {r["metric"]: r for r in results if r["metric"].startswith("inputPSI/")}
 
 
-def operator_gauge(env: E2EEnv, name: str, model: str, metric: str) -> float | None:
+def operator_gauge(env: RealNodeEnv, name: str, model: str, metric: str) -> float | None:
     """A sample of the operator's own /metrics, e.g. modeldeploy_analysis_value for one metric."""
     assert env.operator is not None
-    url = f"http://127.0.0.1:{env.operator.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # straight to the ClusterIP
+    with opener.open(env.operator.metrics_url(), timeout=5) as response:
         text = response.read().decode()
     for family in text_string_to_metric_families(text):
         for s in family.samples:
@@ -111,7 +111,7 @@ def operator_gauge(env: E2EEnv, name: str, model: str, metric: str) -> float | N
     return None
 
 
-def test_a_drifting_canary_is_rolled_back_and_an_undrifted_one_promoted(env: E2EEnv) -> None:
+def test_a_drifting_canary_is_rolled_back_and_an_undrifted_one_promoted(env: RealNodeEnv) -> None:
     """One ModelDeployment (pod start-up dominates the run time): revision b meets early adopters
     whose sepal lengths are shifted and is rolled back; then revision c meets the same segment
     with unshifted inputs and is promoted."""

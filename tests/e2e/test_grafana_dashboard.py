@@ -1,7 +1,8 @@
-"""End to end: every query of the chart's Grafana dashboard returns series from the real Prometheus
-(scraping the real sidecars and the real operator) over a real rollout: a revision walked through
-shadow and canary and promoted, then a failing one rolled back. The template variables are resolved
-as Grafana resolves them (their label_values queries against the same Prometheus)."""
+"""End to end on the real node (real_env.py): every query of the chart's Grafana dashboard returns
+series from the real Prometheus (discovering the sidecar Pods and the chart's operator Pod through the
+API, `kubernetes_sd_configs`, as a user's Prometheus does) over a real rollout: a revision walked
+through shadow and canary and promoted, then a failing one rolled back. The template variables are
+resolved as Grafana resolves them (their label_values queries against the same Prometheus)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ import pytest
 
 from tests.cluster.localcluster import LocalCluster
 from tests.support import grafana
-from tests.support.e2e_env import IRIS_BODY, OPERATOR_JOB, E2EEnv
+from tests.support.e2e_env import IRIS_BODY
 from tests.support.e2e_scenarios import deploy_stable, new_revision_spec, prom_url, watch_rollback
+from tests.support.node_prometheus import OPERATOR_JOB
+from tests.support.real_env import RealNodeEnv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
 
@@ -44,8 +47,8 @@ RATE_INTERVAL = "5s"
 
 
 @pytest.fixture(scope="module")
-def env(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EEnv]:
-    e2e = E2EEnv(cluster, tmp_path_factory.mktemp("e2e-grafana")).start()
+def env(real_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNodeEnv]:
+    e2e = RealNodeEnv(real_cluster, tmp_path_factory.mktemp("e2e-grafana")).start()
     try:
         yield e2e
     finally:
@@ -57,7 +60,7 @@ def request(number: int) -> tuple[Any, dict[str, str]]:
     return (VIOLATING_BODY if number % 5 == 0 else IRIS_BODY), {}
 
 
-def prometheus(env: E2EEnv, path: str, params: dict[str, str] | list[tuple[str, str]]) -> Any:
+def prometheus(env: RealNodeEnv, path: str, params: dict[str, str] | list[tuple[str, str]]) -> Any:
     url = f"{prom_url(env)}{path}?{urllib.parse.urlencode(params)}"
     with urllib.request.urlopen(url, timeout=30) as response:
         body = json.loads(response.read())
@@ -65,7 +68,7 @@ def prometheus(env: E2EEnv, path: str, params: dict[str, str] | list[tuple[str, 
     return body["data"]
 
 
-def variable_values(env: E2EEnv, definition: str) -> list[str]:
+def variable_values(env: RealNodeEnv, definition: str) -> list[str]:
     """Grafana's label_values(metric{selector}, label), with the dashboard's variables substituted."""
     match = re.fullmatch(r"label_values\((.+), (\w+)\)", definition)
     assert match, definition
@@ -78,7 +81,7 @@ def finite_points(series: list[dict[str, Any]]) -> int:
     return sum(1 for s in series for _, value in s["values"] if math.isfinite(float(value)))
 
 
-def test_every_dashboard_query_returns_series_during_a_rollout(env: E2EEnv) -> None:
+def test_every_dashboard_query_returns_series_during_a_rollout(env: RealNodeEnv) -> None:
     extra = {"guardrails": {"contract": CONTRACT, "drift": DRIFT}}
     stable = deploy_stable(env, NAME, steps=STEPS, extra_spec=extra)
     load = env.start_load(NAME, request=request)

@@ -1,5 +1,6 @@
-"""End to end under analysis.method sequential: a revision failing 30% of requests is cut by the first
-conclusive sequential test, long before failureLimit (10 runs) would allow.
+"""End to end under analysis.method sequential, on the real node (real_env.py): a revision failing 30%
+of requests is cut by the first conclusive sequential test, long before failureLimit (10 runs) would
+allow.
 
 The failures are spread evenly (IRIS_FAIL_SPREAD), not drawn at random: with random failures the
 stable sidecar's fast guard (more than 50% of the last 20 forwarded requests, at least 5, failed)
@@ -19,8 +20,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.cluster.localcluster import LocalCluster
-from tests.support.e2e_env import E2EEnv
 from tests.support.e2e_scenarios import deploy_stable, new_revision_spec, watch_rollback
+from tests.support.real_env import RealNodeEnv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
 
@@ -28,15 +29,17 @@ FAILURE_LIMIT = 10
 
 
 @pytest.fixture(scope="module")
-def env(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EEnv]:
-    e2e = E2EEnv(cluster, tmp_path_factory.mktemp("e2e")).start()
+def env(real_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNodeEnv]:
+    e2e = RealNodeEnv(real_cluster, tmp_path_factory.mktemp("e2e-sequential")).start()
     try:
         yield e2e
     finally:
         e2e.stop()
 
 
-def test_a_conclusive_sequential_failure_rolls_back_without_waiting_for_failure_limit(env: E2EEnv) -> None:
+def test_a_conclusive_sequential_failure_rolls_back_without_waiting_for_failure_limit(
+    env: RealNodeEnv,
+) -> None:
     name = "seq-errors"
     analysis = {
         "method": "sequential",

@@ -186,6 +186,11 @@ class OperatorRelease:
         ).items
         return pods
 
+    def metrics_url(self) -> str:
+        """The operator's /metrics through the chart's metrics Service (its ClusterIP, kube-proxy)."""
+        spec = self.core.read_namespaced_service(f"{self.fullname}-metrics", self.namespace).spec
+        return f"http://{spec.cluster_ip}:{spec.ports[0].port}/metrics"
+
     def alive(self) -> bool:
         return any(PodWatch.ready_since(p) is not None for p in self.pods())
 

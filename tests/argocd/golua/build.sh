@@ -1,17 +1,12 @@
 #!/usr/bin/env bash
 # Build argocd-lua (tests/argocd/golua: Argo CD's Lua engine set-up on gopher-lua) into
-# $MODELDEPLOY_CACHE/argocd/bin. Go's module and build caches are the shared ones of
-# tests/cluster/build.sh; a stamp of the inputs' hash makes a second run a no-op.
+# $MODELDEPLOY_CACHE/argocd/bin, with the shared Go caches and a stamp (tests/cluster/go_build.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../../.." && pwd)
-cache=${MODELDEPLOY_CACHE:-$root/.cache}
-bin=$cache/argocd/bin
-export GOMODCACHE=$cache/go/mod GOCACHE=$cache/go/build GOFLAGS=-mod=readonly
-mkdir -p "$bin"
-
-want=$( (cd "$here" && cat go.mod go.sum ./*.go build.sh; go version) | sha256sum | cut -c1-16)
-if [[ -x $bin/argocd-lua && "$(cat "$bin/.stamp-argocd-lua" 2>/dev/null)" == "$want" ]]; then
+source "$here/../../cluster/go_build.sh"
+go_build_env "$(cd "$here/../../.." && pwd)" argocd/bin
+want=$(cd "$here" && inputs_hash go.mod go.sum ./*.go build.sh)
+if is_built argocd-lua "$want" argocd-lua; then
   echo "argocd-lua: cached build $want in $bin"
   exit 0
 fi
@@ -19,5 +14,5 @@ lua_version=$(cd "$here" && go list -m -f "{{.Version}}" github.com/yuin/gopher-
 echo "argocd-lua: building on gopher-lua $lua_version (seconds)"
 (cd "$here" && go build -trimpath -ldflags "-s -w" -o "$bin/argocd-lua.new" .)
 mv "$bin/argocd-lua.new" "$bin/argocd-lua"
-echo "$want" > "$bin/.stamp-argocd-lua"
+mark_built argocd-lua "$want"
 echo "argocd-lua: built $want in $bin"

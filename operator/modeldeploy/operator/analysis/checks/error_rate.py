@@ -127,22 +127,35 @@ def checks(run: Run) -> list[Check]:
     return out
 
 
+def _too_few(
+    metric: str,
+    judge: Judge,
+    totals: tuple[int, int | None],
+    value: float | None,
+    threshold: float,
+    query: str,
+    requests: float,
+) -> MetricVerdict | None:
+    """Inconclusive when the revision (or, for the comparison with stable, either side) served fewer
+    than `minRequests` requests, the same for the fixed and the sequential rules; else None."""
+    revision, stable = totals
+    low = judge.few_requests(revision) or (None if stable is None else judge.few_requests(stable, "stable"))
+    if low is None:
+        return None
+    subject = "error rate vs stable" if stable is not None else "error rate"
+    return verdict(metric, Verdict.INCONCLUSIVE, value, threshold, query, f"{subject}: {low}", requests)
+
+
 # Fixed rules
 
 
 def judge_error_rate(counts: Counts, limit: float, judge: Judge, query: str) -> MetricVerdict:
     """Errors / requests of the revision under test against the absolute `slo.errorRate`."""
-    low = judge.few_requests(counts.total_count)
-    if low:
-        return verdict(
-            ERROR_RATE,
-            Verdict.INCONCLUSIVE,
-            counts.ratio,
-            limit,
-            query,
-            f"error rate: {low}",
-            requests=counts.total,
-        )
+    too_few = _too_few(
+        ERROR_RATE, judge, (counts.total_count, None), counts.ratio, limit, query, counts.total
+    )
+    if too_few is not None:
+        return too_few
     x, n = counts.hit_count, counts.total_count
     ratio = counts.ratio or 0.0
     seen = f"error rate {percent(ratio)} ({x} of {n} requests)"
@@ -165,19 +178,12 @@ def judge_error_rate_delta(
     canary: Counts, stable: Counts, delta: float, judge: Judge, query: str
 ) -> MetricVerdict:
     """Canary error rate minus stable's over the same window against `slo.maxErrorRateDeltaToStable`."""
-    low = judge.few_requests(canary.total_count) or judge.few_requests(stable.total_count, "stable")
     c_ratio, s_ratio = canary.ratio, stable.ratio
     difference = c_ratio - s_ratio if c_ratio is not None and s_ratio is not None else None
-    if low:
-        return verdict(
-            ERROR_RATE_DELTA,
-            Verdict.INCONCLUSIVE,
-            difference,
-            delta,
-            query,
-            f"error rate vs stable: {low}",
-            requests=canary.total,
-        )
+    totals = (canary.total_count, stable.total_count)
+    too_few = _too_few(ERROR_RATE_DELTA, judge, totals, difference, delta, query, canary.total)
+    if too_few is not None:
+        return too_few
     assert c_ratio is not None and s_ratio is not None and difference is not None
     x1, n1, x2, n2 = canary.hit_count, canary.total_count, stable.hit_count, stable.total_count
     seen = (
@@ -226,11 +232,9 @@ def judge_error_rate_sequential(
     Fails conclusively once "rate <= limit" is rejected; passes while the observed rate is within it.
     """
     counts = _counts(errors, requests)
-    low = judge.few_requests(counts.total)
-    if low:
-        return verdict(
-            ERROR_RATE, Verdict.INCONCLUSIVE, counts.rate, limit, query, f"error rate: {low}", requests
-        )
+    too_few = _too_few(ERROR_RATE, judge, (counts.total, None), counts.rate, limit, query, requests)
+    if too_few is not None:
+        return too_few
     evidence = s.limit_test(counts, limit, judge.confidence)
     rate = counts.rate or 0.0
     seen = (
@@ -265,18 +269,12 @@ def judge_error_rate_delta_sequential(
     passes only once "p_new >= p_stable + tolerance" is rejected.
     """
     new, old = _counts(canary_errors, canary_requests), _counts(stable_errors, stable_requests)
-    low = judge.few_requests(new.total) or judge.few_requests(old.total, "stable")
     difference = new.rate - old.rate if new.rate is not None and old.rate is not None else None
-    if low:
-        return verdict(
-            ERROR_RATE_DELTA,
-            Verdict.INCONCLUSIVE,
-            difference,
-            delta,
-            query,
-            f"error rate vs stable: {low}",
-            canary_requests,
-        )
+    too_few = _too_few(
+        ERROR_RATE_DELTA, judge, (new.total, old.total), difference, delta, query, canary_requests
+    )
+    if too_few is not None:
+        return too_few
     assert new.rate is not None and old.rate is not None and difference is not None
     evidence = s.difference_test(new, old, delta, judge.confidence)
     ratio = "n/a (stable had no errors)" if evidence.estimate is None else f"{evidence.estimate:.3g}"
