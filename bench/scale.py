@@ -13,9 +13,13 @@ Pods are made Ready by the harness (tests/support/readiness.py, no serving proce
   duration histogram (modeldeploy_operator_reconcile_duration_seconds, every reconcile of
   every object in that window) as p50/p99;
 - API requests issued by the operator, from the API server's audit log by user agent
-  (bench/apiaudit.py).
+  (bench/apiaudit.py), so the operator's own counting plays no part.
 
-Sizes and idle time: MODELDEPLOY_SCALE_SIZES (default "100,500"),
+The issue's targets (#15) are checked per size: all reconciled within 60 s of the last create,
+idle reconcile p99 < 1 s, p99 during the rollout < 250 ms, RSS < 300 MiB at N = 1,000, idle
+reads (get and list by the operator) <= one per object per resync period.
+
+Sizes and idle time: MODELDEPLOY_SCALE_SIZES (default "100,500,1000"),
 MODELDEPLOY_SCALE_IDLE_SECONDS (default 60).
 """
 
@@ -42,6 +46,7 @@ from bench.scale_cluster import (
     operator_metrics,
     wait_until,
 )
+from bench.targets import Target, met_summary, target_table
 from tests.cluster.localcluster import LocalCluster, running_cluster
 from tests.support.operator_process import install_crd, running_operator
 from tests.support.proc_stats import MIB, ProcSampler
@@ -50,10 +55,13 @@ from tests.support.readiness import model_pods_ready
 TITLE = "Operator scale (N ModelDeployments, one operator)"
 NAMESPACE = "scale"
 READY_PERIOD = 2.0
+RESYNC_SECONDS = 30.0  # the operator's default (OperatorSettings.resync_seconds)
+READS = ("get", "list")
+RSS_TARGET_AT = 1000
 
 
 def sizes() -> list[int]:
-    raw = os.environ.get("MODELDEPLOY_SCALE_SIZES", "100,500")
+    raw = os.environ.get("MODELDEPLOY_SCALE_SIZES", "100,500,1000")
     try:
         values = [int(part) for part in raw.split(",") if part.strip()]
     except ValueError:
@@ -104,7 +112,7 @@ def measure(n: int, workdir: Path, idle_seconds: float) -> ScaleRun:
                 t0_wall, t0 = time.time(), time.monotonic()
                 objects.create(n, "registry.invalid/iris:1")
                 created_in = time.monotonic() - t0
-                done = wait_until(lambda: _all_reconciled(objects, n), 60 + n * 3.0, 2.0, f"{n} reconciled")
+                done = wait_until(lambda: _all_reconciled(objects, n), 120 + n * 0.5, 2.0, f"{n} reconciled")
                 done_wall = t0_wall + (done - t0)
                 rss_after_all = sampler.samples[-1].rss_bytes
                 time.sleep(5.0)
@@ -194,6 +202,46 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f}"
 
 
+def idle_reads_per_object_per_resync(r: ScaleRun, idle_seconds: float) -> float:
+    idle = r.api["idle"]
+    reads = sum(count for call, count in idle.by_call.items() if call.split(" ", 1)[0] in READS)
+    return reads / r.n / (idle_seconds / RESYNC_SECONDS)
+
+
+def targets(r: ScaleRun, idle_seconds: float) -> list[Target]:
+    after_last = r.reconciled_all - r.created_in
+    idle_p99, rollout_p99 = r.reconcile_idle.quantile(0.99), r.reconcile_rollout.quantile(0.99)
+    reads = idle_reads_per_object_per_resync(r, idle_seconds)
+    rows = [
+        Target(
+            f"N={r.n}: all reconciled after the last create",
+            "≤ 60 s",
+            f"{after_last:.1f} s ({r.reconciled_all:.1f} s after the first)",
+            after_last,
+            60.0,
+        ),
+        Target(f"N={r.n}: idle reconcile p99", "< 1 s", f"{_ms(idle_p99)} ms", idle_p99, 1.0),
+        Target(
+            f"N={r.n}: reconcile p99 during one rollout",
+            "< 250 ms",
+            f"{_ms(rollout_p99)} ms",
+            rollout_p99,
+            0.25,
+        ),
+        Target(
+            f"N={r.n}: idle API reads per object per resync ({RESYNC_SECONDS:.0f} s)",
+            "≤ 1",
+            f"{reads:.2f} ({r.api['idle'].per_second:.1f} requests/s, all verbs)",
+            reads,
+            1.0,
+        ),
+    ]
+    if r.n >= RSS_TARGET_AT:
+        rss = r.rss_max / MIB
+        rows.append(Target(f"N={r.n}: operator RSS (max)", "< 300 MiB", f"{rss:.0f} MiB", rss, 300.0))
+    return rows
+
+
 def report(runs: list[ScaleRun], idle_seconds: float) -> str:
     steps = " → ".join(
         f"shadow {s['shadow']['percent']}% {s['shadow']['duration']}"
@@ -201,13 +249,21 @@ def report(runs: list[ScaleRun], idle_seconds: float) -> str:
         else f"canary {s['canary']['weight']}% {s['canary']['duration']}"
         for s in STEPS
     )
+    rows = [row for r in runs for row in targets(r, idle_seconds)]
     lines = [
+        "### Targets (issue #15)",
+        "",
+        *target_table(rows),
+        "",
+        met_summary(rows),
+        "",
         "Setup: one operator process (namespace-scoped, `--analysis-override pass`: analysis runs are "
         "constant passes, no Prometheus), resync every 30 s (the default); ModelDeployments with 1 replica, "
         "created back to back; model Pods made Ready by the harness (a list-and-patch loop every "
         f"{READY_PERIOD:.0f} s, no serving processes). Idle period {idle_seconds:.0f} s. The rolled-out "
         f"object's steps: {steps}. API requests counted from the API server's audit log by the operator's "
-        "user agents (kopf and the kubernetes client; watches count once, when they end). The machine "
+        "user agents (kopf and the kubernetes client; watches count once, when they end); idle reads are its "
+        "get and list requests in the idle period. The machine "
         "was shared with other work (tests of other branches) while this ran.",
         "",
         "### Reconcile all, idle, resources",
