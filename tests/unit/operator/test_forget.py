@@ -57,4 +57,5 @@ def test_the_delete_handler_drops_the_models_analysis_series_and_rollout_gauge()
     handler_memo = memo()
     asyncio.run(deleted(name="iris", namespace="forget-ns", memo=handler_memo))
     assert series() == {"value": None, "verdicts": None, "in progress": None, "phase": None}
-    asyncio.run(deleted(name="iris", namespace="forget-ns", memo=handler_memo))  # twice (a retried handler) is fine
+    # twice (a retried handler) is fine
+    asyncio.run(deleted(name="iris", namespace="forget-ns", memo=handler_memo))
