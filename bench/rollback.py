@@ -21,8 +21,8 @@ from functools import partial
 from pathlib import Path
 
 from tests.cluster.localcluster import running_cluster
-from tests.support.e2e_env import LoadGenerator
 from tests.support.e2e_scenarios import deploy_stable, new_revision_spec, watch_rollback
+from tests.support.load import LoadGenerator
 from tests.support.real_env import RealNodeEnv
 
 TITLE = "Breach to rollback (end to end)"

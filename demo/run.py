@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.cluster.localcluster import BIN, LocalCluster, build
-from tests.support.e2e_env import LoadGenerator
 from tests.support.e2e_scenarios import deploy_stable, new_revision_spec
+from tests.support.load import LoadGenerator
 from tests.support.real_env import HarnessError, PodWatch, RealNodeEnv, project_images
 
 NAME = "iris"

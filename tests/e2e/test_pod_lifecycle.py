@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from tests.cluster.localcluster import LocalCluster
-from tests.support.e2e_env import Sample
 from tests.support.e2e_scenarios import deploy_stable, new_revision_spec
+from tests.support.load import Sample
 from tests.support.real_env import RealNodeEnv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]

@@ -24,8 +24,8 @@ from kubernetes import client
 
 from tests.cluster.kubelet import NODE_NAME
 from tests.cluster.localcluster import LocalCluster
-from tests.support.e2e_env import iris_request, modeldeployment
-from tests.support.e2e_scenarios import prom_url
+from tests.support.e2e_scenarios import modeldeployment, prom_url
+from tests.support.load import iris_request
 from tests.support.node_setup import FakeGpuNode
 from tests.support.real_env import RealNodeEnv
 

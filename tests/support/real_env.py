@@ -18,7 +18,7 @@
   discovers the sidecars and the operator with `kubernetes_sd_configs` (tests/support/node_prometheus.py)
   and listens on the node IP, so the operator Pod's analysis reaches it (`spec.prometheus.url`).
 
-The test-facing API is E2EEnv's: apply/get/status/patch_spec/routing/events/wait (e2e_objects.py),
+The test-facing API: apply/get/status/patch_spec/routing/events/wait (e2e_objects.py),
 start_load, prometheus.url, namespace, runner.wait_ready/first_ready_at, operator.logs().
 Every harness failure names the component and the path of its log.
 """
@@ -42,8 +42,8 @@ from tests.chart.helm import CHART, helm
 from tests.cluster import cni
 from tests.cluster.localcluster import CACHE, LocalCluster, free_port
 from tests.cluster.node_images import ImageArchive, project_image_archives
-from tests.support.e2e_env import LoadGenerator, RequestFn, iris_request
 from tests.support.e2e_objects import ModelDeploymentObjects
+from tests.support.load import LoadGenerator, RequestFn, iris_request
 from tests.support.node_prometheus import (
     DISCOVERY_RBAC,
     NodePrometheus,
