@@ -118,12 +118,11 @@ chart: crds ## regenerate the Helm chart's generated files (RBAC rules from rbac
 chart-check: install-python ## fail if the chart's generated files differ from what `make chart` would write
 	$(PY) -m modeldeploy.operator.chartgen --check charts/modeldeploy
 
-bench: install ## benchmarks; writes docs/benchmarks.md
+bench: install images ## benchmarks; writes docs/benchmarks.md (the rollback benchmark runs the images on the real node)
 	$(PY) -m bench.run
 
-demo: install ## the local demo: canary promoted, then a bad revision rolled back
-	@if [ -f demo/run.py ]; then $(PY) -m demo.run; else \
-	  echo "make demo: not yet available (the end-to-end demo lands with the SLO-analysis issue)"; exit 1; fi
+demo: install images ## the local demo on the real node (operator from the chart, real Pods): canary promoted, then a bad revision rolled back
+	$(PY) -m demo.run
 
 cluster-up: cluster-build ## start the local cluster with a real node (NODE=kwok: a fake one); prints the KUBECONFIG line
 	$(PY) -m tests.cluster.localcluster up --node $(NODE)

@@ -1,23 +1,29 @@
 """Time from a breach to the traffic cut and to status RolledBack, end to end, for each analysis method.
 
-Real control plane, operator, Prometheus (5 s scrape interval), sidecars and BentoML iris
-servers; analysis every 5 s with failureLimit 2. A bad revision (30% of requests fail, at random) is
-rolled out under steady traffic, several times per `analysis.method`; the breach starts when the
-routing table sends it traffic and one of its pods serves. The traffic cut is the routing ConfigMap
-no longer naming it. Each run also says what rolled it back: a conclusive sequential test (the
-RolledBack condition says "no failureLimit wait") or `failureLimit` failed runs.
+On the local cluster's real node (tests/support/real_env.py): the operator installed by the chart
+from its image, model Pods of the iris (BentoML) and sidecar images run by the kubelet, Prometheus
+(5 s scrape interval) discovering them with `kubernetes_sd_configs`, load to the entry Service's
+ClusterIP through kube-proxy; analysis every 5 s with failureLimit 2. For each `analysis.method`
+one ModelDeployment becomes stable, then a bad revision (30% of requests fail, at random) is rolled
+out under steady traffic, several times (each run a new revision: its spec differs by BENCH_RUN).
+The breach starts when the routing table sends the bad revision traffic and one of its Pods is
+Ready. The traffic cut is the routing ConfigMap no longer naming it. Each run also says what rolled
+it back: a conclusive sequential test (the RolledBack condition says "no failureLimit wait") or
+`failureLimit` failed runs.
 """
 
 from __future__ import annotations
 
 import statistics
+import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 from tests.cluster.localcluster import running_cluster
-from tests.support.e2e_env import E2EEnv, LoadGenerator, modeldeployment
-from tests.support.e2e_scenarios import deploy_stable, watch_rollback
+from tests.support.e2e_scenarios import deploy_stable, new_revision_spec, watch_rollback
+from tests.support.load import LoadGenerator
+from tests.support.real_env import RealNodeEnv
 
 TITLE = "Breach to rollback (end to end)"
 RUNS = 3
@@ -44,7 +50,14 @@ def served_more_than(load: LoadGenerator, revision: str, count: int) -> bool:
     return load.by_revision().get(revision, 0) > count
 
 
-def rolled_back_by(env: E2EEnv, name: str) -> str:
+def rolling_out(env: RealNodeEnv, name: str) -> bool:
+    """The operator has seen the latest spec and is rolling it out (not the previous RolledBack)."""
+    status = env.status(name)
+    generation = env.get(name)["metadata"]["generation"]
+    return status.get("observedGeneration") == generation and status.get("phase") == "Progressing"
+
+
+def rolled_back_by(env: RealNodeEnv, name: str) -> str:
     condition = next(c for c in env.status(name).get("conditions", []) if c["type"] == "RolledBack")
     if "no failureLimit wait" in condition.get("message", ""):
         return "conclusive sequential test"
@@ -53,22 +66,26 @@ def rolled_back_by(env: E2EEnv, name: str) -> str:
 
 def run(workdir: Path) -> str:
     rows: list[Run] = []
-    with running_cluster() as cluster:
-        env = E2EEnv(cluster, workdir / "e2e", scrape_interval=SCRAPE, min_window_seconds=10).start()
+    asked = time.monotonic()
+    with running_cluster(node="real") as cluster:
+        cluster_up = time.monotonic() - asked
+        node_up = cluster.real_node.started_in if cluster.real_node else 0.0
+        env = RealNodeEnv(cluster, workdir / "e2e", scrape_interval=SCRAPE, min_window_seconds=10).start()
         try:
-            assert env.prometheus is not None
             for method in METHODS:
+                name = f"bench-{method[:3]}"
+                analysis = {**ANALYSIS, "method": method}
+                stable = deploy_stable(env, name, steps=STEPS, analysis=analysis)
                 for i in range(RUNS):
-                    name = f"bench-{method[:3]}-{i}"
-                    analysis = {**ANALYSIS, "method": method}
-                    stable = deploy_stable(env, name, steps=STEPS, analysis=analysis)
                     load = env.start_load(name, rate=20)
                     env.wait(partial(served_more_than, load, stable, 20), 30, "stable traffic")
-                    bad = modeldeployment(
-                        name, env.prometheus.url, variant="b", env={"IRIS_FAIL_RATE": "0.3"}
+                    bad = new_revision_spec(
+                        env, name, variant="b", env={"IRIS_FAIL_RATE": "0.3", "BENCH_RUN": str(i)}
                     )
-                    env.patch_spec(name, {"model": bad["spec"]["model"]})
-                    marks = watch_rollback(env, name, stable, timeout=180)
+                    env.patch_spec(name, bad)
+                    # the previous run's RolledBack must not be taken for this run's
+                    env.wait(partial(rolling_out, env, name), 30, f"{name} to start run {i + 1}")
+                    marks = watch_rollback(env, name, stable, timeout=300)
                     load.stop()
                     row = Run(
                         method,
@@ -78,6 +95,8 @@ def run(workdir: Path) -> str:
                     )
                     rows.append(row)
                     print(f"bench: rollback {row}", flush=True)
+                # its Pods would only load the 2-core machine during the next method's runs
+                env.cluster.kubectl("delete", "modeldeployment", name, "-n", env.namespace, "--wait=false")
         finally:
             env.stop()
     table = [
@@ -94,10 +113,15 @@ def run(workdir: Path) -> str:
             f"| {statistics.median(r.rolled_back for r in mine):.1f} | |"
         )
     lines = [
-        f"Setup: Prometheus scrape interval {SCRAPE}, analysis interval {ANALYSIS['interval']}, "
+        "Setup: real Pods on the local cluster's real node (operator from the chart's image, iris and "
+        "sidecar images, load to the entry Service's ClusterIP through kube-proxy); "
+        f"Prometheus scrape interval {SCRAPE}, analysis interval {ANALYSIS['interval']}, "
         f"failureLimit {ANALYSIS['failureLimit']}, PromQL window 10 s, 20 requests/s into the entry Service, "
         "canary weight 30%, bad revision failing 30% of requests (at random), "
-        f"{RUNS} runs per `analysis.method`.",
+        f"{RUNS} runs per `analysis.method` (one stable revision, a new bad revision each run).",
+        "",
+        f"The run time includes {cluster_up:.0f} s to get the cluster (waiting for another session's real "
+        f"node on this machine to stop, then starting it: the node was Ready in {node_up:.0f} s).",
         "",
         *table,
         "",

@@ -232,3 +232,36 @@ def test_operator_renders_the_template_and_follows_the_scale(
         "replicas": 4,
         "selector": SELECTOR.format(name="templated"),
     }
+
+
+def test_model_startup_probe_default_and_template_override_are_accepted(
+    k8s: ApiClient, cluster: LocalCluster, namespace: str, operator: OperatorProcess
+) -> None:
+    """The operator's default startupProbe and preStop sleep, and a template's own startupProbe,
+    reach the Deployments the API server stores (Kubernetes' own validation accepts them)."""
+    apps = client.AppsV1Api(k8s)
+    override = {"httpGet": {"path": "/livez", "port": 3000}, "periodSeconds": 2, "failureThreshold": 7}
+    template = {"spec": {"containers": [{"name": "model", "startupProbe": override}]}}
+    bodies = {"probed": minimal("probed"), "own-probe": minimal("own-probe", template=template)}
+    for body in bodies.values():
+        apply(cluster, namespace, body)
+
+    stops: dict[str, Any] = {}
+
+    def startup_probe(name: str) -> dict[str, Any] | None:
+        revision = revision_hash(ModelDeployment.model_validate(get(k8s, namespace, name)).spec)
+        found = apps.list_namespaced_deployment(namespace, field_selector=f"metadata.name={name}-{revision}")
+        if not found.items:
+            return None
+        model = found.items[0].spec.template.spec.containers[0]
+        probe: dict[str, Any] = k8s.sanitize_for_serialization(model.startup_probe)
+        stops[name] = k8s.sanitize_for_serialization(model.lifecycle)
+        return probe
+
+    default = wait_for(lambda: startup_probe("probed"), 60, "the default Deployment", operator.logs)
+    assert default["httpGet"] == {"path": "/readyz", "port": 3000, "scheme": "HTTP"}
+    assert (default["periodSeconds"], default["timeoutSeconds"], default["failureThreshold"]) == (5, 5, 120)
+    assert stops["probed"] == {"preStop": {"sleep": {"seconds": 10}}}
+    own = wait_for(lambda: startup_probe("own-probe"), 60, "the overriding Deployment", operator.logs)
+    assert own["httpGet"]["path"] == "/livez"
+    assert (own["periodSeconds"], own["failureThreshold"]) == (2, 7)

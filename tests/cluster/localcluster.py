@@ -400,10 +400,10 @@ HARNESS_READINESS_VALUE = "modeldeploy"
 def harness_stages(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Make Pods of modeldeploy's Deployments start Running but NotReady.
 
-    KWOK's `pod-ready` stage marks every Pod Ready at once. For modeldeploy's Pods the e2e
-    harness (tests/support/podrunner.py) starts real processes and marks the Pod Ready itself
-    once its sidecar answers /readyz, as a kubelet's readiness probe would; until then the
-    operator must not send it traffic. Other Pods keep KWOK's behaviour.
+    KWOK's `pod-ready` stage marks every Pod Ready at once. Tests on the fake node decide when a
+    modeldeploy Pod is Ready themselves (tests/support/readiness.py), as a kubelet's readiness
+    probe would; until then the operator must not send it traffic. Other Pods keep KWOK's
+    behaviour.
     """
     out: list[dict[str, Any]] = []
     selector_key = f'.metadata.labels["{HARNESS_READINESS_LABEL}"]'

@@ -19,9 +19,8 @@ from kubernetes import client
 
 from modeldeploy.contract.labels import MODEL_LABEL, REVISION_LABEL
 from tests.cluster.localcluster import LocalCluster
-from tests.support.e2e_env import modeldeployment
 from tests.support.e2e_objects import GROUP, VERSION
-from tests.support.e2e_scenarios import deploy_stable
+from tests.support.e2e_scenarios import deploy_stable, modeldeployment
 from tests.support.metrics_server import MetricsServer, start_metrics_server
 from tests.support.real_env import RealNodeEnv
 
@@ -93,6 +92,18 @@ def spec_replicas(env: RealNodeEnv) -> int:
     return int(env.get(NAME)["spec"]["replicas"])
 
 
+def hpa_utilization(env: RealNodeEnv) -> int | None:
+    """The CPU utilization (% of requests, averaged over the model's Pods) the HPA last measured."""
+    hpa_status = (
+        client.AutoscalingV2Api(env.api).read_namespaced_horizontal_pod_autoscaler(NAME, env.namespace).status
+    )
+    for metric in hpa_status.current_metrics or []:
+        if metric.type == "Resource" and metric.resource.name == "cpu":
+            value = metric.resource.current.average_utilization
+            return None if value is None else int(value)
+    return None
+
+
 def hpa_state(env: RealNodeEnv) -> str:
     out = env.cluster.kubectl("get", "hpa", NAME, "-n", env.namespace, "-o", "wide", check=False)
     return out.stdout + out.stderr
@@ -121,6 +132,14 @@ def test_hpa_scales_a_modeldeployment_up_under_load_and_down_again_during_a_cana
     )
     canary = status["canaryRevision"]
     env.runner.wait_ready(canary, 1, timeout=180)
+    assert spec_replicas(env) == 1
+    # Without load the HPA measures the Pods below its target (a just-started model server burns CPU
+    # while it loads: wait that out), so the scale-up below is the load's doing.
+    env.wait(
+        lambda: (u := hpa_utilization(env)) is not None and u < TARGET_CPU_UTILIZATION,
+        240,
+        f"the HPA to measure {NAME}'s Pods idle (below {TARGET_CPU_UTILIZATION}% CPU)\n{hpa_state(env)}",
+    )
     assert spec_replicas(env) == 1
 
     load = env.start_load(NAME, rate=25)

@@ -19,8 +19,8 @@ import pytest
 
 from tests.cluster.localcluster import LocalCluster
 from tests.support import grafana
-from tests.support.e2e_env import IRIS_BODY
 from tests.support.e2e_scenarios import deploy_stable, new_revision_spec, prom_url, watch_rollback
+from tests.support.load import IRIS_BODY
 from tests.support.node_prometheus import OPERATOR_JOB
 from tests.support.real_env import RealNodeEnv
 

@@ -17,7 +17,8 @@ from kubernetes.client import ApiClient
 
 from tests.cluster.localcluster import LocalCluster
 from tests.support.dashboard import DashboardProcess, running_dashboard
-from tests.support.e2e_env import GROUP, PLURAL, VERSION, modeldeployment
+from tests.support.e2e_objects import GROUP, PLURAL, VERSION
+from tests.support.e2e_scenarios import modeldeployment
 from tests.support.operator_process import install_crd
 
 pytestmark = pytest.mark.cluster

@@ -1,5 +1,11 @@
-"""Fault injection for the e2e environment: operator kills, peered replicas, Prometheus and API
-server outages, lost pods, a hand-edited routing ConfigMap (used by tests/e2e/test_faults.py).
+"""Fault injection on the real node (tests/e2e/test_faults.py): the faults an operator team sees.
+
+- the operator Pod deleted (`kubectl delete pod`, a drain, an eviction: SIGTERM, and the chart's
+  Deployment starts a replacement Pod at once) or its container SIGKILLed (a crash or the OOM
+  killer: no cleanup at all; the kubelet restarts the container in the same Pod);
+- `helm upgrade` of the operator (a new image tag, or two peered replicas);
+- Prometheus (on the host) stopped and started again on its port and data;
+- a model Pod's sidecar read on its own `/metrics` and `kubectl logs`.
 
 Faults are injected from the test thread; `Watch` polls a ModelDeployment and remembers every
 status it saw, so a test can assert what never happened (no promotion while pods were missing,
@@ -8,7 +14,6 @@ no step skipped) and not only where the rollout ended.
 
 from __future__ import annotations
 
-import signal
 import time
 import urllib.request
 from collections import Counter
@@ -16,23 +21,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.chart.helm import CHART
-from tests.serving.processes import start_prometheus
-from tests.support.e2e_env import E2EEnv
-from tests.support.operator_process import OperatorProcess
-from tests.support.podrunner import RunningPod
+from tests.chart.helm import CHART, helm
+from tests.support.real_env import HarnessError, PodWatch, RealNodeEnv
 
 Status = dict[str, Any]
+METRICS_PORT_NAME = "metrics"
+"""Port name of the sidecar's and of the operator's /metrics (model Pods and the chart's Pods)."""
 
 
 @dataclass
 class Watch:
-    """Polls one ModelDeployment's status (and the API server's view of its new revision's pods)."""
+    """Polls one ModelDeployment's status and remembers each one."""
 
-    env: E2EEnv
+    env: RealNodeEnv
     name: str
     seen: list[Status] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
@@ -62,54 +67,160 @@ class Watch:
         return {s["stableRevision"] for s in self.seen if s.get("stableRevision")}
 
 
-def restart_operator(env: E2EEnv, sig: int = signal.SIGKILL) -> OperatorProcess:
-    """Kill the operator (SIGKILL: no cleanup at all) and start a fresh process."""
+# ---- the operator ---------------------------------------------------------------------------------
+def operator_pods(env: RealNodeEnv) -> list[client.V1Pod]:
+    """The chart's operator Pods that are not terminating."""
     assert env.operator is not None
-    env.operator.kill(sig)
-    return env.start_operator()
+    return [p for p in env.operator.pods() if p.metadata.deletion_timestamp is None]
 
 
-def restart_prometheus(env: E2EEnv) -> None:
-    """Start Prometheus again on the port (and with the data) of the stopped one."""
-    assert env.prometheus is not None
-    port = env.prometheus.port
-    env.prometheus = start_prometheus(
-        env.workdir / "prometheus",
-        file_sd=env.workdir / "targets.json",
-        scrape_interval=env.scrape_interval,
-        port=port,
+def the_operator_pod(env: RealNodeEnv) -> client.V1Pod:
+    pods = operator_pods(env)
+    if len(pods) != 1:
+        names = [p.metadata.name for p in pods]
+        raise HarnessError(
+            f"expected one operator Pod, found {names}; log: {env.operator and env.operator.log}"
+        )
+    return pods[0]
+
+
+def operator_container(pod: client.V1Pod) -> client.V1ContainerStatus:
+    (status,) = [c for c in pod.status.container_statuses or [] if c.name == "operator"]
+    return status
+
+
+def delete_operator_pod(env: RealNodeEnv) -> str:
+    """Delete the running operator Pod (SIGTERM, as a drain or `kubectl delete pod` does); the chart's
+    Deployment starts a replacement at once. Returns the deleted Pod's name."""
+    assert env.operator is not None
+    env.wait(lambda: operator_pods(env), 30, "an operator Pod that is not terminating")
+    return env.operator.delete_pod()
+
+
+def kill_operator_container(env: RealNodeEnv) -> tuple[str, int]:
+    """SIGKILL the operator container's process through the node's containerd (what the OOM killer
+    or a crash does); the kubelet restarts the container in the same Pod. Returns the Pod's name and
+    its container's restart count before the kill."""
+    assert env.cluster.real_node is not None
+    pod = the_operator_pod(env)
+    status = operator_container(pod)
+    if not status.container_id or not status.state.running:
+        raise HarnessError(f"operator Pod {pod.metadata.name} has no running container: {status.state}")
+    container_id = status.container_id.removeprefix("containerd://")
+    env.cluster.real_node.containerd.ctr("tasks", "kill", "--signal", "SIGKILL", container_id)
+    return pod.metadata.name, int(status.restart_count)
+
+
+def wait_operator_restarted(env: RealNodeEnv, pod: str, restarts: int, timeout: float = 60.0) -> None:
+    """Wait until the kubelet has started pod's operator container again (restart count went up)."""
+
+    def restarted() -> bool:
+        pods = [p for p in operator_pods(env) if p.metadata.name == pod]
+        return bool(pods) and int(operator_container(pods[0]).restart_count) > restarts
+
+    env.wait(restarted, timeout, f"the kubelet to restart the operator container of Pod {pod}")
+
+
+def metrics_url(pod: client.V1Pod) -> str:
+    """`http://<Pod IP>:<port named metrics>/metrics` (the host reaches Pod IPs over the CNI bridge)."""
+    for container in pod.spec.containers:
+        for port in container.ports or []:
+            if port.name == METRICS_PORT_NAME:
+                return f"http://{pod.status.pod_ip}:{port.container_port}/metrics"
+    raise HarnessError(f"Pod {pod.metadata.name} has no port named {METRICS_PORT_NAME!r}")
+
+
+def metric_sum(pod: client.V1Pod, sample_name: str) -> float:
+    """Sum of the samples named `sample_name` on a Pod's /metrics (sidecar or operator)."""
+    with urllib.request.urlopen(metrics_url(pod), timeout=5) as response:
+        text = response.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == sample_name
     )
 
 
+def operator_reconciles(pod: client.V1Pod) -> float:
+    """ModelDeployment reconciles an operator Pod has run (its /metrics), whatever their result."""
+    return metric_sum(pod, "modeldeploy_operator_reconciles_total")
+
+
+def upgrade_operator(env: RealNodeEnv, values: dict[str, Any], what: str, *, wait: bool) -> None:
+    """`helm upgrade` of the env's release: its install values with `values` merged on top."""
+    merged = env.helm_values()
+    for key, value in values.items():
+        current = merged.get(key)
+        merged[key] = {**current, **value} if isinstance(current, dict) and isinstance(value, dict) else value
+    file = env.workdir / f"values-{what}.yaml"
+    file.write_text(yaml.safe_dump(merged))
+    log = env.workdir / f"helm-upgrade-{what}.log"
+    args = ["upgrade", env.release, str(CHART), "--namespace", env.system_namespace, "--values", str(file)]
+    if wait:
+        args += ["--wait", "--timeout", "180s"]
+    out = helm(*args, kubeconfig=env.cluster.kubeconfig, check=False)
+    log.write_text(out.stdout + out.stderr)
+    if out.returncode != 0:
+        assert env.operator is not None
+        env.operator.logs()
+        raise HarnessError(
+            f"helm upgrade ({what}) failed (log: {log}; operator Pod log: {env.operator.log}):\n"
+            f"{out.stderr[-2000:]}"
+        )
+
+
+def tag_operator_image(env: RealNodeEnv, suffix: str) -> str:
+    """The operator image under a second tag, `<tag><suffix>`, in the node's containerd (the same
+    content, as the next release would be under its own tag); returns the new ref."""
+    assert env.cluster.real_node is not None
+    source = env.images["operator"].ref
+    target = source + suffix
+    env.cluster.real_node.containerd.ctr("images", "tag", "--force", source, target)
+    return target
+
+
+def untag_operator_image(env: RealNodeEnv, suffix: str) -> None:
+    """Remove the operator image's second tag (`<tag><suffix>`) from the node, if it is there."""
+    if env.cluster.real_node is None:
+        return
+    ref = env.images["operator"].ref + suffix
+    env.cluster.real_node.containerd.ctr("images", "rm", ref, check=False)
+
+
+def wait_operator_rolled_out(env: RealNodeEnv, image: str, replicas: int, timeout: float = 180.0) -> None:
+    """Wait until exactly `replicas` operator Pods exist, all Ready and running `image`."""
+
+    def rolled_out() -> bool:
+        assert env.operator is not None
+        pods = env.operator.pods()  # terminating ones too: the old replicas must be gone
+        return (
+            len(pods) == replicas
+            and all(p.spec.containers[0].image == image for p in pods)
+            and all(PodWatch.ready_since(p) is not None for p in pods)
+        )
+
+    env.wait(rolled_out, timeout, f"{replicas} operator Pod(s) of image {image}, Ready, the old ones gone")
+
+
+# ---- the rollout's children -----------------------------------------------------------------------
 def duplicate_history(status: Status) -> list[tuple[str, str]]:
     """(revision, outcome) pairs that occur more than once in status.history."""
     pairs = Counter((h["revision"], h["outcome"]) for h in status.get("history") or [])
     return [pair for pair, count in pairs.items() if count > 1]
 
 
-def event_reasons(env: E2EEnv, name: str, revision: str) -> Counter[str]:
+def event_reasons(env: RealNodeEnv, name: str, revision: str) -> Counter[str]:
     """Reasons of the model's Events that name `revision`."""
     return Counter(reason for _, reason, message in env.events(name) if revision in message)
 
 
-def pods_of(env: E2EEnv, revision: str) -> list[RunningPod]:
-    assert env.runner is not None
-    return [p for p in list(env.runner.pods.values()) if p.revision == revision and p.ready]
+def ready_pods(env: RealNodeEnv, revision: str) -> list[client.V1Pod]:
+    """A revision's Pods that are Ready and not terminating."""
+    return [p for p in env.runner.pods(revision) if PodWatch.ready_since(p) is not None]
 
 
-def sidecar_metric(pod: RunningPod, metric: str) -> float:
-    """Sum of a sidecar's samples named `metric` (its /metrics port)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{pod.ports.metrics}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == metric
-    )
-
-
-def deployment_replicas(env: E2EEnv, name: str, revision: str) -> int | None:
+def deployment_replicas(env: RealNodeEnv, name: str, revision: str) -> int | None:
     """spec.replicas of a revision's Deployment; None when there is no such Deployment."""
     try:
         deployment = client.AppsV1Api(env.api).read_namespaced_deployment(f"{name}-{revision}", env.namespace)
@@ -118,41 +229,3 @@ def deployment_replicas(env: E2EEnv, name: str, revision: str) -> int | None:
             return None
         raise
     return int(deployment.spec.replicas or 0)
-
-
-@dataclass
-class PeeredOperators:
-    """Several operator processes of one kopf peering in the env's namespace."""
-
-    env: E2EEnv
-    count: int = 2
-    processes: list[OperatorProcess] = field(default_factory=list)
-
-    def start(self) -> PeeredOperators:
-        env = self.env
-        env.cluster.kubectl("apply", "--server-side", "-f", str(CHART / "crds" / "kopf-peering.yaml"))
-        env.cluster.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s", "crd/kopfpeerings.kopf.dev"
-        )
-        peering = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "modeldeploy"}}
-        env.custom.create_namespaced_custom_object("kopf.dev", "v1", env.namespace, "kopfpeerings", peering)
-        for i in range(self.count):
-            self.processes.append(
-                OperatorProcess(
-                    env.cluster,
-                    env.namespace,
-                    env.workdir / f"operator-peer{i}-{int(time.time())}.log",
-                    ("--analysis-min-window", str(env.min_window_seconds), "--peering", "modeldeploy"),
-                ).start()
-            )
-        return self
-
-    def stop(self) -> None:
-        for process in self.processes:
-            process.stop()
-        self.env.custom.delete_namespaced_custom_object(
-            "kopf.dev", "v1", self.env.namespace, "kopfpeerings", "modeldeploy"
-        )
-
-    def logs(self) -> str:
-        return "\n".join(p.logs()[-2000:] for p in self.processes)

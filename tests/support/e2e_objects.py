@@ -1,7 +1,7 @@
 """What every e2e environment offers the scenarios: the ModelDeployment and its children, read and
 changed through the API server, and waiting with a message that says where to look.
 
-E2EEnv (KWOK + process runner) and RealNodeEnv (real node + chart) both build on it.
+RealNodeEnv (real node + chart, tests/support/real_env.py) builds on it.
 """
 
 from __future__ import annotations

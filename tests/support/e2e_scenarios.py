@@ -5,19 +5,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.support.e2e_env import E2EEnv, modeldeployment
+from tests.support.modeldeployments import modeldeployment as build_modeldeployment
 from tests.support.real_env import RealNodeEnv
 
-AnyEnv = E2EEnv | RealNodeEnv
-"""Both environments offer the same API to the scenarios (KWOK + process runner, or the real node)."""
 
-
-def prom_url(env: AnyEnv) -> str:
+def prom_url(env: RealNodeEnv) -> str:
     assert env.prometheus is not None
     return env.prometheus.url
 
 
-def deploy_stable(e2e: AnyEnv, name: str, **kw: Any) -> str:
+def deploy_stable(e2e: RealNodeEnv, name: str, **kw: Any) -> str:
     kw.setdefault("model_fields", e2e.model_fields)
     e2e.apply(modeldeployment(name, prom_url(e2e), **kw))
     status = e2e.wait(
@@ -31,12 +28,12 @@ def deploy_stable(e2e: AnyEnv, name: str, **kw: Any) -> str:
     return revision
 
 
-def new_revision_spec(e2e: AnyEnv, name: str, **kw: Any) -> dict[str, Any]:
+def new_revision_spec(e2e: RealNodeEnv, name: str, **kw: Any) -> dict[str, Any]:
     spec: dict[str, Any] = modeldeployment(name, prom_url(e2e), model_fields=e2e.model_fields, **kw)["spec"]
     return {"model": spec["model"]}
 
 
-def watch_rollback(env: AnyEnv, name: str, stable: str, timeout: float) -> dict[str, float]:
+def watch_rollback(env: RealNodeEnv, name: str, stable: str, timeout: float) -> dict[str, float]:
     """Poll routing and status until RolledBack; return when traffic reached and left the bad revision.
 
     The breach starts when the routing table sends the new revision traffic AND one of its pods
@@ -67,3 +64,48 @@ def watch_rollback(env: AnyEnv, name: str, stable: str, timeout: float) -> dict[
             return marks
         time.sleep(0.1)
     raise AssertionError(f"{name} not rolled back in {timeout}s: {env.status(name)}")
+
+
+def modeldeployment(
+    name: str,
+    prometheus_url: str,
+    *,
+    env: dict[str, str] | None = None,
+    variant: str = "a",
+    model_fields: dict[str, Any] | None = None,
+    steps: list[dict[str, Any]] | None = None,
+    analysis: dict[str, Any] | None = None,
+    replicas: int = 1,
+    extra_spec: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A ModelDeployment of the iris example; `env` sets IRIS_* switches (latency, failures).
+
+    `extra_spec` adds top-level spec fields (e.g. traffic, guardrails); `model_fields` adds spec.model
+    fields (the real node: the iris image as imported; without them the image is a name nothing pulls).
+    """
+    model_env = {"IRIS_VARIANT": variant, **(env or {})}
+    default_steps = [
+        {"shadow": {"percent": 100, "duration": "8s"}},
+        {"canary": {"weight": 30, "duration": "8s"}},
+        {"canary": {"weight": 60, "duration": "8s"}},
+    ]
+    default_analysis = {
+        "interval": "2s",
+        "failureLimit": 2,
+        "minRequests": 20,
+        # Absolute limits are judged with exact tests on counts; a p99 ratio to stable
+        # is not, and a just-started model on a loaded 2-core machine can trip it.
+        "slo": {"latencyP99": "500ms", "errorRate": 0.05},
+    }
+    manifest = build_modeldeployment(
+        name,
+        f"registry.invalid/iris:{variant}",
+        replicas=replicas,
+        steps=steps or default_steps,
+        analysis=analysis or default_analysis,
+        env=model_env,
+        prometheus_url=prometheus_url,
+        **(extra_spec or {}),
+    )
+    manifest["spec"]["model"].update(model_fields or {})
+    return manifest

@@ -3,7 +3,7 @@
 `modeldeployment()` returns a manifest (what `kubectl apply` sends); `spec_of()` the typed spec
 the planner takes. Every layer's helper is this builder with its own defaults:
 tests/unit/planner/harness.py `make_spec`, tests/support/mdep.py `manifest`,
-tests/support/e2e_env.py `modeldeployment`, tests/support/modeldeployment_specs.py
+tests/support/e2e_scenarios.py `modeldeployment`, tests/support/modeldeployment_specs.py
 `valid_manifest`, tests/argocd/capture.py `manifest`, bench/scale_cluster.py `manifest`.
 """
 

@@ -18,7 +18,7 @@
   discovers the sidecars and the operator with `kubernetes_sd_configs` (tests/support/node_prometheus.py)
   and listens on the node IP, so the operator Pod's analysis reaches it (`spec.prometheus.url`).
 
-The test-facing API is E2EEnv's: apply/get/status/patch_spec/routing/events/wait (e2e_objects.py),
+The test-facing API: apply/get/status/patch_spec/routing/events/wait (e2e_objects.py),
 start_load, prometheus.url, namespace, runner.wait_ready/first_ready_at, operator.logs().
 Every harness failure names the component and the path of its log.
 """
@@ -42,8 +42,8 @@ from tests.chart.helm import CHART, helm
 from tests.cluster import cni
 from tests.cluster.localcluster import CACHE, LocalCluster, free_port
 from tests.cluster.node_images import ImageArchive, project_image_archives
-from tests.support.e2e_env import LoadGenerator, RequestFn, iris_request
 from tests.support.e2e_objects import ModelDeploymentObjects
+from tests.support.load import LoadGenerator, RequestFn, iris_request
 from tests.support.node_prometheus import (
     DISCOVERY_RBAC,
     NodePrometheus,
@@ -80,21 +80,9 @@ def _monotonic_at(moment: datetime) -> float:
 
 
 def model_fields(image: str) -> dict[str, Any]:
-    """spec.model fields of every scenario's model: the iris image as imported (never pulled), and
-    probes for a model server that needs tens of seconds to start on a loaded 2-core machine (the
-    default liveness probe, 1 s timeout and no initial delay, restarts it before it is up)."""
-    return {
-        "image": image,
-        "imagePullPolicy": "Never",
-        "readinessProbe": {"httpGet": {"path": "/readyz"}, "periodSeconds": 1, "timeoutSeconds": 5},
-        "livenessProbe": {
-            "httpGet": {"path": "/livez"},
-            "initialDelaySeconds": 90,
-            "periodSeconds": 10,
-            "timeoutSeconds": 5,
-            "failureThreshold": 6,
-        },
-    }
+    """spec.model fields of every scenario's model: the iris image as imported (never pulled). The
+    probes are the operator's defaults (a startup probe lets the model load for minutes)."""
+    return {"image": image, "imagePullPolicy": "Never"}
 
 
 class PodWatch:
@@ -105,11 +93,12 @@ class PodWatch:
         self.namespace = namespace
         self.log_dir = log_dir
 
-    def pods(self, revision: str) -> list[client.V1Pod]:
+    def pods(self, revision: str, terminating: bool = False) -> list[client.V1Pod]:
+        """The revision's Pods; those being deleted (Terminating) only when `terminating`."""
         pods: list[client.V1Pod] = self.core.list_namespaced_pod(
             self.namespace, label_selector=f"{REVISION_LABEL}={revision}"
         ).items
-        return [p for p in pods if p.metadata.deletion_timestamp is None]
+        return [p for p in pods if terminating or p.metadata.deletion_timestamp is None]
 
     @staticmethod
     def ready_since(pod: client.V1Pod) -> datetime | None:

@@ -140,6 +140,49 @@ def test_the_model_container_merges_spec_model_and_the_template_entry() -> None:
     }
 
 
+def test_the_model_gets_a_default_startup_probe_on_its_readiness_request() -> None:
+    """Without one in the template, the model container gets a startupProbe checking what its
+    readiness probe checks (spec.model's own path and port when it sets one), generous enough for a
+    model that loads for minutes; liveness and readiness keep their own settings."""
+    plain = pod_of(spec_with(None))["spec"]["containers"][0]
+    assert plain["startupProbe"] == {
+        "httpGet": {"path": "/readyz", "port": 3000, "scheme": "HTTP"},
+        "periodSeconds": 5,
+        "timeoutSeconds": 5,
+        "failureThreshold": 120,
+    }
+    assert plain["livenessProbe"]["timeoutSeconds"] == 5
+    # SIGTERM reaches the model after the sidecar's drain delay, so it answers what is forwarded.
+    assert plain["lifecycle"] == {"preStop": {"sleep": {"seconds": 10}}}
+    assert plain["readinessProbe"]["timeoutSeconds"] == 5
+
+    custom = spec_with(
+        None,
+        model={
+            "image": V1,
+            "port": 3100,
+            "readinessProbe": {"httpGet": {"path": "/ready", "scheme": "HTTPS"}, "timeoutSeconds": 9},
+        },
+    )
+    probe = pod_of(custom)["spec"]["containers"][0]
+    assert probe["startupProbe"]["httpGet"] == {"path": "/ready", "port": 3100, "scheme": "HTTPS"}
+    assert probe["startupProbe"]["failureThreshold"] == 120
+
+
+def test_the_template_s_startup_probe_and_lifecycle_replace_the_defaults() -> None:
+    model = pod_of(spec_with(GPU_TEMPLATE))["spec"]["containers"][0]
+    assert model["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+    assert model["startupProbe"] == {"httpGet": {"path": "/readyz", "port": 3000}, "failureThreshold": 60}
+
+
+def test_the_default_startup_probe_keeps_existing_revision_hashes() -> None:
+    """The hash covers the spec, not the rendered Pod: a default the operator adds leaves every
+    existing revision's name as it was (docs/api.md says what an operator upgrade does to Pods)."""
+    spec = spec_with(None)
+    assert revision_hash(spec) == revision_hash(make_spec(V1))
+    assert "startupProbe" not in spec.model.model_dump(by_alias=True)
+
+
 def test_the_sidecar_and_its_volumes_always_win() -> None:
     """Even a template the API server would refuse cannot replace the operator's parts."""
     sidecar = {"name": "sidecar", "image": "evil:1", "volumeMounts": []}

@@ -32,9 +32,20 @@ MODEL_READY_PATH = "/readyz"
 MODEL_LIVE_PATH = "/livez"
 MODEL_BENTOML_HOME = "/tmp/bentoml"
 """BENTOML_HOME of the model container unless spec.model.env sets it (on the /tmp emptyDir)."""
+MODEL_PROBE_TIMEOUT_SECONDS = 5
+"""Timeout of the default model probes: a model server busy with inference answers its health
+endpoints late; Kubernetes' 1 s default would restart a busy, healthy model."""
+MODEL_STARTUP_PERIOD_SECONDS = 5
+MODEL_STARTUP_FAILURE_THRESHOLD = 120
+"""The default startup probe allows 120 x 5 s = 10 minutes (the default progressDeadline) to load
+a model; readiness and liveness probes start only once it has passed."""
 SIDECAR_DRAIN_DELAY_SECONDS = 5
 """The sidecar keeps serving this long after SIGTERM, while endpoints stop sending it traffic."""
 SIDECAR_DRAIN_TIMEOUT_SECONDS = 20
+MODEL_PRESTOP_SLEEP_SECONDS = SIDECAR_DRAIN_DELAY_SECONDS + 5
+"""The model container's default preStop: it gets SIGTERM this long after the Pod is deleted, so
+it still answers what its sidecar forwards while endpoints and routing tables move away (the
+sidecar's drain delay) and finishes what is in flight then (5 s more)."""
 TERMINATION_GRACE_SECONDS = 35
 
 
@@ -64,12 +75,25 @@ def _probe(probe: Probe | None, default_path: str, port: int) -> dict[str, Any]:
         return {
             "httpGet": {"path": default_path, "port": port, "scheme": "HTTP"},
             "periodSeconds": 10,
-            "timeoutSeconds": 1,
+            "timeoutSeconds": MODEL_PROBE_TIMEOUT_SECONDS,
             "failureThreshold": 3,
         }
     rendered: dict[str, Any] = probe.model_dump(mode="json", by_alias=True, exclude_none=True)
     rendered["httpGet"].setdefault("port", port)
     return rendered
+
+
+def model_startup_probe(readiness_probe: dict[str, Any]) -> dict[str, Any]:
+    """The model container's default startupProbe: the readiness check's request, every 5 s for up
+    to 10 minutes, so a model that loads for minutes is not restarted by its liveness probe (which,
+    like the readiness probe, starts only after this one passed). The template's `model` entry
+    may set its own startupProbe, which replaces this one (see pod_template.py)."""
+    return {
+        "httpGet": dict(readiness_probe["httpGet"]),
+        "periodSeconds": MODEL_STARTUP_PERIOD_SECONDS,
+        "timeoutSeconds": MODEL_PROBE_TIMEOUT_SECONDS,
+        "failureThreshold": MODEL_STARTUP_FAILURE_THRESHOLD,
+    }
 
 
 def _container_security() -> dict[str, Any]:
@@ -171,6 +195,7 @@ def deployment(
     }
     if config.sidecar_rbac:
         defaults["serviceAccountName"] = sidecar_service_account_name(meta.name)
+    model = model_container(spec)
     template = pod_template(
         spec.template,
         labels=labels,
@@ -180,7 +205,11 @@ def deployment(
             "prometheus.io/path": "/metrics",
         },
         defaults=defaults,
-        model=model_container(spec),
+        model=model,
+        model_defaults={
+            "startupProbe": model_startup_probe(model["readinessProbe"]),
+            "lifecycle": {"preStop": {"sleep": {"seconds": MODEL_PRESTOP_SLEEP_SECONDS}}},
+        },
         sidecar=sidecar_container(meta, spec, revision, config),
         volumes=[{"name": "model-tmp", "emptyDir": {}}, {"name": "sidecar-tmp", "emptyDir": {}}],
     )

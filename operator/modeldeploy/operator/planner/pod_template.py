@@ -8,7 +8,8 @@ needs to work, which always wins:
 - annotations: the template's plus the operator's Prometheus scrape annotations;
 - containers: `model` (spec.model, completed by the template's `model` entry), the template's other
   containers in their order, then `sidecar`; a template entry named `sidecar` is dropped;
-- the model container: spec.model's fields and the operator's (port `model`, /tmp mount,
+- the model container: the operator's defaults for it (startupProbe, lifecycle) lie under the
+  template's entry; spec.model's fields and the operator's (port `model`, /tmp mount,
   security context) win over the template's entry field by field; lists are joined, the
   operator's entries winning on a clash (a port with the same number and protocol or the same name,
   a mount at the same path); the template's securityContext is laid over the operator's;
@@ -59,11 +60,12 @@ def _name_keys(entry: Mapping[str, Any]) -> set[Hashable]:
     return {entry.get("name")}
 
 
-def merge_model_container(ours: Obj, template_entry: Mapping[str, Any] | None) -> Obj:
-    """The model container: the template's entry under spec.model's and the operator's fields."""
-    if not template_entry:
-        return ours
-    merged: Obj = copy.deepcopy(dict(template_entry))
+def merge_model_container(
+    ours: Obj, template_entry: Mapping[str, Any] | None, defaults: Mapping[str, Any] | None = None
+) -> Obj:
+    """The model container: `defaults` under the template's entry under spec.model's and the
+    operator's fields."""
+    merged: Obj = {**copy.deepcopy(dict(defaults or {})), **copy.deepcopy(dict(template_entry or {}))}
     for key, value in ours.items():
         if key == "ports":
             merged[key] = _join(value, merged.get(key) or [], _port_keys)
@@ -84,6 +86,7 @@ def pod_template(
     model: Obj,
     sidecar: Obj,
     volumes: list[Obj],
+    model_defaults: Mapping[str, Any] | None = None,
 ) -> Obj:
     """The Deployment's `spec.template`: `template` completed by the operator's parts (see above)."""
     spec = copy.deepcopy(template_pod_spec(template))
@@ -93,7 +96,7 @@ def pod_template(
     pod_spec: Obj = {**copy.deepcopy(dict(defaults)), **spec}
     if "securityContext" in spec and "securityContext" in defaults:
         pod_spec["securityContext"] = {**defaults["securityContext"], **spec["securityContext"]}
-    pod_spec["containers"] = [merge_model_container(model, entry), *others, sidecar]
+    pod_spec["containers"] = [merge_model_container(model, entry, model_defaults), *others, sidecar]
     pod_spec["volumes"] = [
         *(v for v in spec.get("volumes") or [] if not _name_keys(v) & {v["name"] for v in volumes}),
         *volumes,
