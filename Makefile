@@ -44,9 +44,10 @@ $(PY):
 install-python: $(PY) ## the modeldeploy package (editable) with test tools and the iris example's BentoML, in .venv
 	$(PY) -m pip install -q -e '.[test,iris]'
 
-cluster-build: ## build (or reuse) the local cluster: kube-apiserver, controller-manager, scheduler, kubelet, kube-proxy, kubectl, etcd, CoreDNS, KWOK; Prometheus with Kubernetes discovery
+cluster-build: ## build (or reuse) the local cluster: kube-apiserver, controller-manager, scheduler, kubelet, kube-proxy, kubectl, etcd, CoreDNS, KWOK; Prometheus with Kubernetes discovery; metrics-server
 	bash tests/cluster/build.sh
 	bash tests/cluster/prometheus/build.sh
+	bash tests/cluster/metrics-server/build.sh
 
 argocd-lua-build: ## build (or reuse) argocd-lua: Argo CD's own Lua engine, for the health check and actions tests
 	bash tests/argocd/golua/build.sh

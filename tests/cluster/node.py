@@ -46,6 +46,7 @@ SLOT_DIR = Path("/run/modeldeploy")
 SLOT = SLOT_DIR / "node.json"
 SLOT_LOCK = SLOT_DIR / "node.lock"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+FRONT_PROXY_CN = "front-proxy-client"
 STOP_ORDER = ("kubelet", "kube-proxy", "coredns", "containerd")
 # host-wide sysctls the kubelet sets at start (its "kernel tunables"); restored at stop
 KUBELET_SYSCTLS = ("vm.overcommit_memory", "kernel.panic", "kernel.panic_on_oops")
@@ -197,6 +198,9 @@ class RealNode:
         self.apiserver_client = self.pki.issue(
             "apiserver-kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client"
         )
+        # the aggregation layer's client certificate (API server -> metrics-server); the API server
+        # takes request headers only from this CN, so the other certificates of this CA cannot
+        self.front_proxy_client = self.pki.issue("front-proxy-client", f"/CN={FRONT_PROXY_CN}")
         cni.create_network(self.containerd.cni_conf_dir, self.dir / "cni-ipam")
 
     def token_lines(self) -> list[str]:
@@ -217,6 +221,16 @@ class RealNode:
             f"--kubelet-certificate-authority={self.pki.ca.cert}",
             f"--kubelet-client-certificate={self.apiserver_client.cert}",
             f"--kubelet-client-key={self.apiserver_client.key}",
+            # the aggregation layer, for metrics.k8s.io (tests/cluster/metrics_server.py): the API
+            # server proxies to an APIService's endpoints (the host) with the user in headers
+            f"--requestheader-client-ca-file={self.pki.ca.cert}",
+            f"--requestheader-allowed-names={FRONT_PROXY_CN}",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={self.front_proxy_client.cert}",
+            f"--proxy-client-key-file={self.front_proxy_client.key}",
+            "--enable-aggregator-routing=true",
         ]
 
     # ---- after the scheduler ------------------------------------------------------------------

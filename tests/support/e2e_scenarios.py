@@ -15,7 +15,8 @@ def prom_url(env: RealNodeEnv) -> str:
 
 
 def deploy_stable(e2e: RealNodeEnv, name: str, **kw: Any) -> str:
-    e2e.apply(modeldeployment(name, prom_url(e2e), model_fields=e2e.model_fields, **kw))
+    kw.setdefault("model_fields", e2e.model_fields)
+    e2e.apply(modeldeployment(name, prom_url(e2e), **kw))
     status = e2e.wait(
         lambda: e2e.status(name) if e2e.status(name).get("phase") == "Succeeded" else None,
         120,
