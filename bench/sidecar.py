@@ -92,8 +92,20 @@ PROFILE = (
     "hot spot: two cheap changes (caching the request metric series, no URL string per request) remove "
     "a few of the dozens of allocations per request, far from the factor missing, and were not kept "
     "(a rebuild to measure them did not fit this run). Candidates for the missing factor: a faster "
-    "allocator (mimalloc/jemalloc: one crate, removes most of the malloc share) and a hand-written "
+    "allocator (tried 2026-12-01, see below: no consistent gain) and a hand-written "
     "HTTP/1 client path for the local upstream without the pool's per-request channel."
+)
+
+ALLOCATOR_TRIAL = (
+    "Tried and not kept (2026-12-01): mimalloc 0.1.52 as the global allocator. The same source built "
+    "with glibc malloc and with mimalloc, both against nginx in one run (wrk, 32 connections, 5 rounds "
+    "of 3 s, medians; CPU per request at about 950 requests/s, 3 rounds of 5 s; load average 4.4 and "
+    "1.9 at the start of the two runs, 2.1 and 3.4 at their end). Proxy ceiling, share of nginx's "
+    "requests/s, glibc -> mimalloc: 1 worker 60% -> 70% and 45% -> 42%; 2 workers 47% -> 43% and "
+    "57% -> 51%. CPU per request: 1 worker 130 -> 136 µs and 139 -> 129 µs; 2 workers 151 -> 139 µs "
+    "and 137 -> 140 µs (nginx 80 and 76 µs). Run-to-run noise is larger than any difference, and "
+    "the idle RSS grew from 6.7 to 14.7 MiB (target 20 MiB). The malloc share the profile saw is "
+    "not where the missing factor is."
 )
 
 
@@ -427,6 +439,8 @@ def report(m: Measured) -> str:
         "memory is not returned to the system by itself). Growth under steady load is the soak's target.",
         "",
         PROFILE,
+        "",
+        ALLOCATOR_TRIAL,
         "",
         BEFORE,
         "",
