@@ -3,11 +3,18 @@
 The first request whose status or JSON body differs (numbers within the tolerance) fails the check;
 its name, what was expected and what came back (truncated) go into the outcome. A request that cannot
 be made (connection refused, timeout) fails it too: a revision that cannot answer is not ready.
+
+One exception: a connection that cannot be established at all (refused, no route) is tried again for
+`CONNECT_GRACE_SECONDS`. The check runs as soon as the revision's Pods are Ready, and kube-proxy
+programs the revision Service's route a moment later (EndpointSlice, then its own sync): until then
+the node refuses the connection although the model is up. A timeout or any answer is never retried.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +25,10 @@ from modeldeploy.contract.comparison import json_equal
 from modeldeploy.operator.api import GoldenRequest
 from modeldeploy.operator.planner.golden import GoldenCheckRequest
 from modeldeploy.operator.planner.inputs import GoldenOutcome
+
+CONNECT_GRACE_SECONDS = 10.0
+"""How long a refused connection to a just-Ready revision's Service is tried again (see above)."""
+CONNECT_RETRY_SECONDS = 0.5
 
 SHOWN = 300
 """Characters of an expected or received body shown in status and Events."""
@@ -55,6 +66,7 @@ async def run_check(
     tolerance: float,
     request_timeout: float,
     proxy: str | None = None,
+    connect_grace: float = CONNECT_GRACE_SECONDS,
 ) -> GoldenOutcome:
     """Send `requests` in order to `base_url` (the revision's Service); stop at the first failure."""
     sent = 0
@@ -68,15 +80,24 @@ async def run_check(
             if payload is not None:
                 headers.setdefault("content-type", "application/json")
             unanswered = False
-            try:
-                async with session.request(
-                    request.method, url, data=payload, headers=headers, proxy=proxy
-                ) as response:
-                    body = await response.read()
-                    problem = judge(request, response.status, body, tolerance)
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                problem = f"no answer from {url}: {type(exc).__name__} {exc}".rstrip()
-                unanswered = True
+            connect_deadline = time.monotonic() + connect_grace
+            while True:
+                try:
+                    async with session.request(
+                        request.method, url, data=payload, headers=headers, proxy=proxy
+                    ) as response:
+                        body = await response.read()
+                        problem = judge(request, response.status, body, tolerance)
+                except aiohttp.ClientConnectorError as exc:
+                    if time.monotonic() < connect_deadline:
+                        await asyncio.sleep(CONNECT_RETRY_SECONDS)
+                        continue
+                    problem = f"no answer from {url}: {type(exc).__name__} {exc}".rstrip()
+                    unanswered = True
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    problem = f"no answer from {url}: {type(exc).__name__} {exc}".rstrip()
+                    unanswered = True
+                break
             if problem is not None:
                 at = datetime.now(UTC)
                 return GoldenOutcome(
