@@ -82,10 +82,21 @@ def test_rate_based_error_ratio_as_the_operator_queries_it(observed: Observed) -
 
 
 def test_latency_histogram_separates_the_slow_canary(observed: Observed) -> None:
-    buckets = f"rate(modeldeploy_request_duration_seconds_bucket{{{SELECT}}}[1m])"
-    p99 = observed.prom.values_by(f"histogram_quantile(0.99, sum by (le, revision) ({buckets}))", "revision")
-    # The canary's answers take 300 ms plus overhead: bucket (0.25, 0.5]. Stable's are far quicker.
-    assert 0.25 <= p99[CANARY] <= 0.5 and p99[STABLE] < 0.2, p99
+    # Every canary answer sleeps 300 ms before it succeeds or fails: none can be in a bucket up to
+    # 0.25 s, and the histogram counts every one of them. (A p99 bound would measure the machine:
+    # on a loaded 2-core CI host a few answers took over 500 ms, which is the truth, not a bug.)
+    counts = f"modeldeploy_request_duration_seconds_bucket{{{SELECT}}}"
+    fast = observed.prom.values_by(f'sum by (revision) ({counts[:-1]},le="0.25"}})', "revision")
+    total = observed.prom.values_by(f'sum by (revision) ({counts[:-1]},le="+Inf"}})', "revision")
+    canary = sum(r.revision == CANARY for r in observed.replies)
+    stable = sum(r.revision == STABLE for r in observed.replies)
+    assert total == {CANARY: canary, STABLE: stable}
+    assert fast[CANARY] == 0 and fast[STABLE] > stable / 2, fast
+    # As the operator's latency checks read it: the medians fall on either side of 250 ms.
+    median = observed.prom.values_by(
+        f"histogram_quantile(0.5, sum by (le, revision) (rate({counts}[1m])))", "revision"
+    )
+    assert 0.25 <= median[CANARY] <= 0.5 and median[STABLE] < 0.25, median
 
 
 def test_scraped_series_and_labels_match_the_design(observed: Observed) -> None:

@@ -23,6 +23,9 @@ class Sample:
     at: float
     status: int
     revision: str
+    error: str = ""
+    """Why a request failed: the sidecar's `x-modeldeploy-error` header and the start of the body
+    for an HTTP error, the exception for a connection failure (empty on success)."""
 
 
 RequestFn = Callable[[int], tuple[Any, dict[str, str]]]
@@ -88,11 +91,13 @@ class LoadGenerator:
                         )
                     )
             except urllib.error.HTTPError as exc:
+                body = exc.read(300).decode(errors="replace")
+                why = f"{exc.headers.get('x-modeldeploy-error', '')}: {body}"
                 self.samples.append(
-                    Sample(time.time(), exc.code, exc.headers.get("x-modeldeploy-revision", ""))
+                    Sample(time.time(), exc.code, exc.headers.get("x-modeldeploy-revision", ""), why)
                 )
-            except OSError:
-                self.samples.append(Sample(time.time(), 0, ""))
+            except OSError as exc:
+                self.samples.append(Sample(time.time(), 0, "", repr(exc)))
             self._stop.wait(max(0.0, period - (time.monotonic() - started)))
 
     def since(self, t: float) -> list[Sample]:
