@@ -29,6 +29,7 @@ pub struct Settings {
     pub upstream_timeout: Duration,
     pub connect_timeout: Duration,
     pub pool_size: usize,
+    pub pool_idle_timeout: Duration,
     pub retry_methods: BTreeSet<String>,
     pub shadow_concurrency: usize,
     pub shadow_queue: usize,
@@ -67,6 +68,7 @@ impl Settings {
             "upstream_timeout": secs(self.upstream_timeout),
             "connect_timeout": secs(self.connect_timeout),
             "pool_size": self.pool_size,
+            "pool_idle_timeout": secs(self.pool_idle_timeout),
             "retry_methods": self.retry_methods,
             "shadow_concurrency": self.shadow_concurrency,
             "shadow_queue": self.shadow_queue,
@@ -134,6 +136,10 @@ pub const FIELDS: &[(&str, &str)] = &[
         "Seconds to connect upstream (503; default 2).",
     ),
     ("pool_size", "Pooled upstream connections (default 256)."),
+    (
+        "pool_idle_timeout",
+        "Seconds a pooled upstream connection may idle before it is closed (default 4).",
+    ),
     (
         "retry_methods",
         "Methods retried on the local revision when the canary fails.",
@@ -415,6 +421,7 @@ pub fn load(argv: &[String], environ: &HashMap<String, String>) -> Loaded {
     let upstream_timeout = raw.seconds("upstream_timeout", 30.0, true);
     let connect_timeout = raw.seconds("connect_timeout", 2.0, true);
     let pool_size = raw.int("pool_size", 256, 1, 1 << 20) as usize;
+    let pool_idle_timeout = raw.seconds("pool_idle_timeout", 4.0, true);
     let retry_methods = match raw.text("retry_methods", false) {
         Some(text) => text
             .replace(' ', ",")
@@ -491,6 +498,7 @@ pub fn load(argv: &[String], environ: &HashMap<String, String>) -> Loaded {
         upstream_timeout,
         connect_timeout,
         pool_size,
+        pool_idle_timeout,
         retry_methods,
         shadow_concurrency,
         shadow_queue,

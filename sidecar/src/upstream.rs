@@ -202,11 +202,14 @@ fn connector(settings: &Settings) -> HttpConnector {
     c
 }
 
-fn builder(max_idle: usize) -> hyper_util::client::legacy::Builder {
+/// `idle`: below the model server's own keep-alive timeout, so the pool never sends a request on
+/// a connection the server is closing at that moment (uvicorn, under BentoML, closes after 5 s;
+/// a POST lost in that race cannot be retried safely). docs/serving.md, *Settings*.
+fn builder(max_idle: usize, idle: Duration) -> hyper_util::client::legacy::Builder {
     let mut b = Client::builder(TokioExecutor::new());
     b.timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_idle_timeout(idle)
         .pool_max_idle_per_host(max_idle)
         .retry_canceled_requests(true);
     b
@@ -218,17 +221,18 @@ impl Upstreams {
             .http_proxy
             .as_ref()
             .and_then(|p| p.parse::<Uri>().ok());
+        let idle = settings.pool_idle_timeout;
         let proxied = |max: usize| {
             proxy.clone().map(|proxy| {
-                builder(max).build(ProxyConnector {
+                builder(max, settings.pool_idle_timeout).build(ProxyConnector {
                     proxy,
                     connect_timeout: settings.connect_timeout,
                 })
             })
         };
         Upstreams {
-            live: builder(settings.pool_size).build(connector(settings)),
-            shadow: builder(settings.shadow_concurrency).build(connector(settings)),
+            live: builder(settings.pool_size, idle).build(connector(settings)),
+            shadow: builder(settings.shadow_concurrency, idle).build(connector(settings)),
             live_proxy: proxied(settings.pool_size),
             shadow_proxy: proxied(settings.shadow_concurrency),
         }
@@ -314,4 +318,110 @@ pub fn build_request(
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
     Ok(request)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::settings::{load, Loaded};
+
+    /// A keep-alive HTTP/1.1 server that answers every request with 200 and counts connections.
+    async fn counting_server() -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut seen = Vec::new();
+                    loop {
+                        let Ok(n) = socket.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            seen.drain(..end + 4);
+                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            if socket.write_all(answer).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    fn settings(extra: &[(&str, &str)]) -> Settings {
+        let base = [
+            ("MODELDEPLOY_MODEL", "iris"),
+            ("MODELDEPLOY_NAMESPACE", "ml"),
+            ("MODELDEPLOY_REVISION", "aaaa"),
+            ("MODELDEPLOY_UPSTREAM", "http://127.0.0.1:3000"),
+            ("MODELDEPLOY_ROUTING_FILE", "/nonexistent/routing.json"),
+        ];
+        let environ: HashMap<String, String> = base
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        match load(&[], &environ) {
+            Loaded::Ready(s) => *s,
+            other => panic!("refused: {other:?}"),
+        }
+    }
+
+    async fn get(upstreams: &Upstreams, url: &str) {
+        let request =
+            build_request(&http::Method::GET, url, HeaderMap::new(), Bytes::new()).unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let response = upstreams
+            .open(false, false, request, deadline)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_is_reused_until_it_has_idled_for_the_pool_idle_timeout() {
+        let (url, accepted) = counting_server().await;
+        let upstreams = Upstreams::new(&settings(&[("MODELDEPLOY_POOL_IDLE_TIMEOUT", "1")]));
+        get(&upstreams, &url).await;
+        get(&upstreams, &url).await;
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "the second request reuses the connection"
+        );
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        get(&upstreams, &url).await;
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "an idle connection is not reused"
+        );
+    }
+
+    #[test]
+    fn the_default_pool_idle_timeout_is_below_uvicorns_keep_alive() {
+        // uvicorn (BentoML's server) closes a keep-alive connection after 5 s idle.
+        assert_eq!(settings(&[]).pool_idle_timeout, Duration::from_secs(4));
+    }
 }
