@@ -444,7 +444,11 @@ async fn serve(
             Err(e) => {
                 app.router.record_canary(&target.revision, true);
                 pending.observe(e.status);
-                if !retryable {
+                // A canary that could not be connected to never saw the request: the local
+                // revision answers it whatever the method (a Service kube-proxy does not route
+                // yet, a Pod gone). One that failed after the request was sent is retried only
+                // for `retry_methods`.
+                if !(retryable || e.not_sent) {
                     after.done(&target.revision, e.status, None);
                     return error_response(e.status, &e.message, &target.revision, None);
                 }

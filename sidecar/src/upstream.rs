@@ -184,6 +184,9 @@ pub type Proxied = Client<ProxyConnector, Full<Bytes>>;
 pub struct UpstreamError {
     pub status: u16,
     pub message: String,
+    /// No connection could be made (refused, unreachable, connect timeout): the request was never
+    /// sent, so trying it elsewhere is safe whatever its method.
+    pub not_sent: bool,
 }
 
 /// The client pools.
@@ -265,6 +268,7 @@ impl Upstreams {
             return Err(UpstreamError {
                 status: 503,
                 message: format!("upstream {url} unavailable (no client)"),
+                not_sent: true,
             });
         };
         let result = match future {
@@ -275,10 +279,12 @@ impl Upstreams {
             Err(_) => Err(UpstreamError {
                 status: 504,
                 message: format!("upstream {url} did not answer in time (TimeoutError)"),
+                not_sent: false,
             }),
             Ok(Err(e)) => Err(UpstreamError {
                 status: 503,
                 message: format!("upstream {url} unavailable ({})", describe(&e)),
+                not_sent: e.is_connect(),
             }),
             Ok(Ok(response)) => Ok(response),
         }
@@ -312,6 +318,7 @@ pub fn build_request(
     let uri: Uri = url.parse().map_err(|e| UpstreamError {
         status: 503,
         message: format!("upstream {url} unavailable (invalid URL: {e})"),
+        not_sent: true,
     })?;
     let mut request = Request::new(Full::new(body));
     *request.method_mut() = method.clone();

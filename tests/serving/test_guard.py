@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from modeldeploy.contract.routing import GuardSettings
-from tests.serving.processes import Processes, SidecarProc, start_sidecar
+from tests.serving.processes import Processes, SidecarProc, free_port, start_sidecar
 from tests.serving.topology import CANARY, MODEL, NAMESPACE, STABLE, IrisTrio, Topology, start_topology
 from tests.serving.traffic import revisions, send, statuses
 
@@ -88,6 +88,21 @@ async def test_without_retry_clients_see_no_5xx_after_the_trip(
     assert statuses(after_trip) == {200: len(after_trip)}
     assert revisions(after_trip) == {STABLE: len(after_trip)}
     assert no_retry.metric("modeldeploy_guard_trips_total", revision="bbbb999999") == 1
+
+
+async def test_an_unreachable_canary_is_answered_locally_whatever_the_method(
+    topo: tuple[Topology, SidecarProc],
+) -> None:
+    """A canary nobody listens for (its Service not routed yet, its Pods gone) never saw the request:
+    even the sidecar that does not retry POST answers it locally. The guard still counts the failures."""
+    topology, no_retry = topo
+    unreachable = f"http://127.0.0.1:{free_port()}"  # nothing listens: every connect is refused
+    topology.publish(weight=50, guard=GUARD, canary_revision="bbbb555555", canary_url=unreachable)
+    no_retry.wait_generation(topology.generation)
+    replies = await send(no_retry.url, 100, concurrency=1)
+    assert statuses(replies) == {200: 100}
+    assert revisions(replies) == {STABLE: 100}
+    assert no_retry.metric("modeldeploy_guard_trips_total", revision="bbbb555555") == 1
 
 
 async def test_healthy_canary_never_trips(topo: tuple[Topology, SidecarProc], iris: IrisTrio) -> None:
