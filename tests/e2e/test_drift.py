@@ -156,7 +156,7 @@ def test_a_drifting_canary_is_rolled_back_and_an_undrifted_one_promoted(env: Rea
     assert value is not None and value > MAX_PSI, value  # the run that rolled the canary back
     rolled = next(c for c in status["conditions"] if c["type"] == "RolledBack")
     assert "inputPSI/sepal-length" in rolled["message"], rolled["message"]
-    warnings = [m for type_, _, m in env.events(name) if type_ == "Warning"]
+    warnings = [m for type_, _, m in env.events_with(name, "RolledBack") if type_ == "Warning"]
     assert any("inputPSI/sepal-length: PSI" in m for m in warnings), warnings
     assert [(h["revision"], h["outcome"]) for h in status["history"]][-1] == (bad, "RolledBack")
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from tests.cluster.kubelet import NODE_NAME
 from tests.cluster.localcluster import LocalCluster
 from tests.support.e2e_faults import (
     Status,
@@ -122,6 +123,7 @@ def promoted(new: str) -> Callable[[Status], bool]:
 def assert_promoted_once(env: RealNodeEnv, name: str, status: Status, new: str) -> None:
     assert not duplicate_history(status), status["history"]
     assert [h["outcome"] for h in status["history"] if h["revision"] == new] == ["Promoted"]
+    env.events_with(name, "Promoted", about=new)
     assert event_reasons(env, name, new)["Promoted"] == 1, env.events(name)
     routing = env.routing(name)
     assert routing["stable"]["revision"] == new and not routing.get("canary") and not routing.get("shadow")
@@ -182,6 +184,15 @@ def _routing_or_none(env: RealNodeEnv, name: str) -> dict[str, Any] | None:
 
 
 def test_canary_scaled_to_zero_by_hand_is_restored_and_never_promoted(env: RealNodeEnv, model: str) -> None:
+    """The canary's Deployment scaled to 0 mid-step while its replacement cannot start.
+
+    Why the node is cordoned: the operator re-applies the step's size at once, and a replacement
+    Pod that is Ready within the old Pod's graceful shutdown (preStop sleep + sidecar drain) takes
+    over without one failed request (seen on the real node: the step then ends normally, which is
+    right). Cordoning makes the loss last, so what must happen while pods are missing is certain:
+    the step holds, its duration passes without a promotion, and the traffic the canary can no
+    longer answer fails its analysis.
+    """
     name = model
     load = env.start_load(name)
     stable = start_rollout(env, "vanish", [{"canary": {"weight": 50, "duration": "20s"}}])
@@ -190,16 +201,26 @@ def test_canary_scaled_to_zero_by_hand_is_restored_and_never_promoted(env: RealN
     new = running["canaryRevision"]
     env.wait(lambda: load.by_revision().get(new, 0) > 5, 30, "traffic reaching the canary")
 
-    env.cluster.kubectl("scale", "-n", env.namespace, f"deployment/{name}-{new}", "--replicas=0")
-    # The operator re-applies the Deployment at the step's size (poked by the Deployment's change).
-    env.wait(lambda: deployment_replicas(env, name, new) == 1, 10, "the canary Deployment scaled back")
-    final = watch.until(lambda s: s.get("phase") in ("Succeeded", "RolledBack", "Failed"), 120, "an outcome")
+    env.cluster.kubectl("cordon", NODE_NAME)
+    try:
+        env.cluster.kubectl("scale", "-n", env.namespace, f"deployment/{name}-{new}", "--replicas=0")
+        # The operator re-applies the Deployment at the step's size (poked by the Deployment's change).
+        env.wait(lambda: deployment_replicas(env, name, new) == 1, 10, "the canary Deployment scaled back")
+        held = watch.until(
+            lambda s: bool(s.get("stepStartedAt") and s.get("waitingForPodsSince")),
+            30,
+            "the running step holding while its pods are missing (PodsLost)",
+        )
+        final = watch.until(
+            lambda s: s.get("phase") in ("Succeeded", "RolledBack", "Failed"), 120, "an outcome"
+        )
+    finally:
+        env.cluster.kubectl("uncordon", NODE_NAME)
     load.stop()
     print("\n".join(watch.changes))
 
+    assert held["canaryRevision"] == new and held["stableRevision"] == stable
     assert watch.stable_revisions() == {stable}, "never promoted"
-    held = [s for s in watch.seen if s.get("stepStartedAt") and s.get("waitingForPodsSince")]
-    assert held, "the running step held while its pods were missing (PodsLost)"
     assert final["phase"] == "RolledBack" and final["abortedRevision"] == new
     # While its pods were gone the sidecars' guard stopped sending it traffic and analysis failed.
     failed = [r["metric"] for r in final["analysis"]["results"] if r["verdict"] == "Fail"]
@@ -374,6 +395,7 @@ def test_operator_killed_before_and_during_a_rollback_rolls_back_exactly_once(
     assert watch.stable_revisions() == {stable}
     assert not duplicate_history(final), final["history"]
     assert [h["outcome"] for h in final["history"] if h["revision"] == bad] == ["RolledBack"]
+    env.events_with(name, "RolledBack", about=bad)
     assert event_reasons(env, name, bad)["RolledBack"] == 1, env.events(name)
     assert env.routing(name)["stable"]["revision"] == stable and not env.routing(name).get("canary")
 

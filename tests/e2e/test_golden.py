@@ -92,7 +92,7 @@ def test_a_revision_with_different_answers_never_gets_traffic(env: RealNodeEnv) 
     assert "tolerance 1e-06" in check["message"], check["message"]
     rolled = next(c for c in status["conditions"] if c["type"] == "RolledBack")
     assert rolled["reason"] == "GoldenRequestFailed"
-    warnings = [m for type_, reason, m in env.events(name) if reason == "RolledBack"]
+    warnings = [m for type_, reason, m in env.events_with(name, "RolledBack") if reason == "RolledBack"]
     assert any("golden request proba-setosa failed before any traffic" in m for m in warnings), warnings
 
     # 2. the same answers from a new revision: the gate passes and the rollout goes on to promotion

@@ -67,7 +67,7 @@ def test_good_revision_walks_shadow_and_canary_and_is_promoted(env: RealNodeEnv)
     assert not [s for s in samples if s.status >= 500 or s.status == 0], "no client saw an error"
     history = [(h["revision"], h["outcome"]) for h in status["history"]]
     assert (new, "Promoted") in history
-    reasons = [reason for _, reason, _ in env.events("good")]
+    reasons = [reason for _, reason, _ in env.events_with("good", "Promoted")]
     assert "Promoted" in reasons, reasons
     assert (
         env.core.read_namespaced_service("good", env.namespace).spec.selector["modeldeploy.io/revision"]
@@ -110,7 +110,11 @@ def test_bad_revision_is_rolled_back(
     rolled_back = next(c for c in status["conditions"] if c["type"] == "RolledBack")
     assert rolled_back["status"] == "True"
     assert expect in rolled_back["message"].lower(), rolled_back["message"]
-    warnings = [(reason, message) for type_, reason, message in env.events(name) if type_ == "Warning"]
+    warnings = [
+        (reason, message)
+        for type_, reason, message in env.events_with(name, "RolledBack")
+        if type_ == "Warning"
+    ]
     assert any(expect in message.lower() for _, message in warnings), warnings
     failed = [r for r in status["analysis"]["results"] if r["verdict"] == "Fail"]
     assert failed and all(r.get("value") is not None and r.get("query") for r in failed), failed

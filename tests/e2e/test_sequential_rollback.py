@@ -67,7 +67,11 @@ def test_a_conclusive_sequential_failure_rolls_back_without_waiting_for_failure_
     assert "since the rollout began" in proved[0]["message"] and "conclusive (e=" in proved[0]["message"]
     rolled_back = next(c for c in status["conditions"] if c["type"] == "RolledBack")
     assert "no failureLimit wait" in rolled_back["message"], rolled_back["message"]
-    warnings = [m for type_, reason, m in env.events(name) if type_ == "Warning" and reason == "RolledBack"]
+    warnings = [
+        m
+        for type_, reason, m in env.events_with(name, "RolledBack")
+        if type_ == "Warning" and reason == "RolledBack"
+    ]
     assert any("conclusive (e=" in m and "95% sequence" in m for m in warnings), warnings
     # 10 failed runs 2 s apart would take at least 18 s after the first one
     assert marks["traffic_cut"] - marks["breach_start"] < 2 * (FAILURE_LIMIT - 1), marks

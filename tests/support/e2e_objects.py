@@ -61,6 +61,20 @@ class ModelDeploymentObjects:
             (e.type, e.reason, e.message) for e in sorted(items, key=lambda e: e.metadata.creation_timestamp)
         ]
 
+    def events_with(
+        self, name: str, reason: str, about: str = "", timeout: float = 15.0
+    ) -> list[tuple[str, str, str]]:
+        """The events of `name` once one of them has `reason` (and `about` in its message). The
+        operator posts a transition's Events right after the status write that records it, so a
+        test that saw the status first may read the events a moment too early."""
+
+        def found() -> list[tuple[str, str, str]] | None:
+            events = self.events(name)
+            return events if any(r == reason and about in m for _, r, m in events) else None
+
+        events: list[tuple[str, str, str]] = self.wait(found, timeout, f"a {reason} event of {name}")
+        return events
+
     def wait(self, predicate: Callable[[], Any], timeout: float, what: str) -> Any:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
