@@ -36,15 +36,6 @@ MODEL_CPU_REQUEST = "100m"
 
 
 @pytest.fixture(scope="module")
-def env(real_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNodeEnv]:
-    e2e = RealNodeEnv(real_cluster, tmp_path_factory.mktemp("e2e")).start()
-    try:
-        yield e2e
-    finally:
-        e2e.stop()
-
-
-@pytest.fixture(scope="module")
 def metrics(real_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MetricsServer]:
     server = start_metrics_server(real_cluster, tmp_path_factory.mktemp("metrics-server"))
     try:

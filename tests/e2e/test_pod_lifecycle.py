@@ -14,12 +14,10 @@ model Pods of the iris and sidecar images, load through the entry Service's Clus
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.cluster.localcluster import LocalCluster
 from tests.support.e2e_scenarios import deploy_stable, new_revision_spec
 from tests.support.load import Sample
 from tests.support.real_env import RealNodeEnv
@@ -27,15 +25,6 @@ from tests.support.real_env import RealNodeEnv
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
 
 CRASH_EXIT_CODE = 3
-
-
-@pytest.fixture(scope="module")
-def env(real_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNodeEnv]:
-    e2e = RealNodeEnv(real_cluster, tmp_path_factory.mktemp("e2e")).start()
-    try:
-        yield e2e
-    finally:
-        e2e.stop()
 
 
 def failed(samples: list[Sample]) -> list[Sample]:

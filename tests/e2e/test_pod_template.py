@@ -24,7 +24,6 @@ import pytest
 from kubernetes import client
 
 from tests.cluster.kubelet import NODE_NAME
-from tests.cluster.localcluster import LocalCluster
 from tests.support.e2e_scenarios import modeldeployment, prom_url
 from tests.support.load import iris_request
 from tests.support.node_setup import FakeGpuNode
@@ -39,15 +38,6 @@ SETTINGS = "iris-settings"
 VARIANT_FROM_FILE = "from-configmap"
 ENTRYPOINT = "/home/bentoml/bento/env/docker/entrypoint.sh"
 """The iris image's ENTRYPOINT (the one `bentoml containerize` renders)."""
-
-
-@pytest.fixture(scope="module")
-def env(real_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNodeEnv]:
-    e2e = RealNodeEnv(real_cluster, tmp_path_factory.mktemp("e2e")).start()
-    try:
-        yield e2e
-    finally:
-        e2e.stop()
 
 
 @pytest.fixture

@@ -12,26 +12,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from tests.cluster.localcluster import CACHE, LocalCluster
+from tests.cluster.localcluster import CACHE
 from tests.support.e2e_scenarios import deploy_stable, new_revision_spec, watch_rollback
 from tests.support.real_env import RealNodeEnv
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
 
 TIMINGS = CACHE / "e2e-timings.json"
-
-
-@pytest.fixture(scope="module")
-def env(real_cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealNodeEnv]:
-    e2e = RealNodeEnv(real_cluster, tmp_path_factory.mktemp("e2e")).start()
-    try:
-        yield e2e
-    finally:
-        e2e.stop()
 
 
 def record_timing(scenario: str, marks: dict[str, float]) -> dict[str, float]:
