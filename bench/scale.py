@@ -13,9 +13,13 @@ Pods are made Ready by the harness (tests/support/readiness.py, no serving proce
   duration histogram (modeldeploy_operator_reconcile_duration_seconds, every reconcile of
   every object in that window) as p50/p99;
 - API requests issued by the operator, from the API server's audit log by user agent
-  (bench/apiaudit.py).
+  (bench/apiaudit.py), so the operator's own counting plays no part.
 
-Sizes and idle time: MODELDEPLOY_SCALE_SIZES (default "100,500"),
+The issue's targets (#15) are checked per size: all reconciled within 60 s of the last create,
+idle reconcile p99 < 1 s, p99 during the rollout < 250 ms, RSS < 300 MiB at N = 1,000, idle
+reads (get and list by the operator) <= one per object per resync period.
+
+Sizes and idle time: MODELDEPLOY_SCALE_SIZES (default "100,500,1000"),
 MODELDEPLOY_SCALE_IDLE_SECONDS (default 60).
 """
 
@@ -42,6 +46,7 @@ from bench.scale_cluster import (
     operator_metrics,
     wait_until,
 )
+from bench.targets import Target, met_summary, target_table
 from tests.cluster.localcluster import LocalCluster, running_cluster
 from tests.support.operator_process import install_crd, running_operator
 from tests.support.proc_stats import MIB, ProcSampler
@@ -50,10 +55,13 @@ from tests.support.readiness import model_pods_ready
 TITLE = "Operator scale (N ModelDeployments, one operator)"
 NAMESPACE = "scale"
 READY_PERIOD = 2.0
+RESYNC_SECONDS = 30.0  # the operator's default (OperatorSettings.resync_seconds)
+READS = ("get", "list")
+RSS_TARGET_AT = 1000
 
 
 def sizes() -> list[int]:
-    raw = os.environ.get("MODELDEPLOY_SCALE_SIZES", "100,500")
+    raw = os.environ.get("MODELDEPLOY_SCALE_SIZES", "100,500,1000")
     try:
         values = [int(part) for part in raw.split(",") if part.strip()]
     except ValueError:
@@ -66,19 +74,16 @@ def sizes() -> list[int]:
 @dataclass(frozen=True)
 class ScaleRun:
     n: int
-    reconciled_all: float  # seconds from the first create
+    reconciled_all: float | None  # seconds from the first create (None: not within the wait)
+    waited: float  # seconds from the first create to the end of the reconcile-all window
+    succeeded: int  # objects with phase Succeeded at its end
     created_in: float
     rss_before: int
     rss_after_all: int
     rss_max: int
     cpu_reconcile_all: float  # CPU seconds per second while reconciling all
-    cpu_idle: float
-    cpu_rollout: float
     api: dict[str, WindowCounts]
-    reconcile_idle: OperatorMetrics
-    reconcile_rollout: OperatorMetrics
-    rollout_steps: list[Step]
-    rollout_done: float
+    later: _Later | None  # idle period and rollout (None: not all were reconciled)
     operator_errors: list[str]
 
 
@@ -104,43 +109,88 @@ def measure(n: int, workdir: Path, idle_seconds: float) -> ScaleRun:
                 t0_wall, t0 = time.time(), time.monotonic()
                 objects.create(n, "registry.invalid/iris:1")
                 created_in = time.monotonic() - t0
-                done = wait_until(lambda: _all_reconciled(objects, n), 60 + n * 3.0, 2.0, f"{n} reconciled")
-                done_wall = t0_wall + (done - t0)
+                done, succeeded = _wait_for_all(objects, n, wait_seconds())
+                end = done if done is not None else time.monotonic()
+                end_wall = t0_wall + (end - t0)
                 rss_after_all = sampler.samples[-1].rss_bytes
-                time.sleep(5.0)
-                idle_wall, idle = time.time(), time.monotonic()
-                before_idle = operator_metrics(op.metrics_port)
-                time.sleep(idle_seconds)
-                idle_end_wall, idle_end = time.time(), time.monotonic()
-                after_idle = operator_metrics(op.metrics_port)
-                rollout_wall, rollout = time.time(), time.monotonic()
-                steps, rollout_done = follow_rollout(objects, name_of(n // 2), "registry.invalid/iris:2", 300)
-                rollout_end_wall, rollout_end = time.time(), time.monotonic()
-                after_rollout = operator_metrics(op.metrics_port)
+                windows = [Window("reconcile all", t0_wall, end_wall)]
+                later: _Later | None = None
+                if done is not None:
+                    later = _idle_and_rollout(objects, n, op.metrics_port, idle_seconds, sampler)
+                    windows += later.windows
             errors = [line for line in op.logs().splitlines() if " ERROR " in line or "Traceback" in line]
-        windows = [
-            Window("reconcile all", t0_wall, done_wall),
-            Window("idle", idle_wall, idle_end_wall),
-            Window("rollout", rollout_wall, rollout_end_wall),
-        ]
         api_counts = count_by_window(AuditLog(audit_dir), windows)
     return ScaleRun(
         n=n,
-        reconciled_all=done - t0,
+        reconciled_all=None if done is None else done - t0,
+        waited=end - t0,
+        succeeded=succeeded,
         created_in=created_in,
         rss_before=rss_before,
         rss_after_all=rss_after_all,
         rss_max=sampler.max_rss(),
-        cpu_reconcile_all=sampler.cpu_share(t0, done),
+        cpu_reconcile_all=sampler.cpu_share(t0, end),
+        api=api_counts,
+        later=later,
+        operator_errors=errors,
+    )
+
+
+@dataclass(frozen=True)
+class _Later:
+    """The idle period and the rollout, measured once every object is reconciled."""
+
+    windows: list[Window]
+    cpu_idle: float
+    cpu_rollout: float
+    reconcile_idle: OperatorMetrics
+    reconcile_rollout: OperatorMetrics
+    rollout_steps: list[Step]
+    rollout_done: float
+
+
+def _idle_and_rollout(
+    objects: Objects, n: int, metrics_port: int, idle_seconds: float, sampler: ProcSampler
+) -> _Later:
+    time.sleep(5.0)
+    idle_wall, idle = time.time(), time.monotonic()
+    before_idle = operator_metrics(metrics_port)
+    time.sleep(idle_seconds)
+    idle_end_wall, idle_end = time.time(), time.monotonic()
+    after_idle = operator_metrics(metrics_port)
+    rollout_wall, rollout = time.time(), time.monotonic()
+    steps, rollout_done = follow_rollout(objects, name_of(n // 2), "registry.invalid/iris:2", 300)
+    rollout_end_wall, rollout_end = time.time(), time.monotonic()
+    after_rollout = operator_metrics(metrics_port)
+    return _Later(
+        windows=[Window("idle", idle_wall, idle_end_wall), Window("rollout", rollout_wall, rollout_end_wall)],
         cpu_idle=sampler.cpu_share(idle, idle_end),
         cpu_rollout=sampler.cpu_share(rollout, rollout_end),
-        api=api_counts,
         reconcile_idle=after_idle.minus(before_idle),
         reconcile_rollout=after_rollout.minus(after_idle),
         rollout_steps=steps,
         rollout_done=rollout_done,
-        operator_errors=errors,
     )
+
+
+def wait_seconds() -> float:
+    """How long after the last create the benchmark waits for all to be reconciled (then it reports
+    how many were, and skips the idle period and the rollout of that size)."""
+    return float(os.environ.get("MODELDEPLOY_SCALE_WAIT_SECONDS", "300"))
+
+
+def _wait_for_all(objects: Objects, n: int, seconds: float) -> tuple[float | None, int]:
+    """(monotonic time all were reconciled or None, how many had phase Succeeded at the end)."""
+    deadline = time.monotonic() + seconds
+    succeeded = 0
+    while True:
+        phases = objects.phases()
+        succeeded = sum(1 for phase in phases.values() if phase == "Succeeded")
+        if succeeded == n and _all_reconciled(objects, n):
+            return time.monotonic(), succeeded
+        if time.monotonic() >= deadline:
+            return None, succeeded
+        time.sleep(2.0)
 
 
 def _metrics_up(port: int) -> bool:
@@ -194,6 +244,67 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f}"
 
 
+def idle_reads_per_object_per_resync(r: ScaleRun, idle_seconds: float) -> float:
+    idle = r.api["idle"]
+    reads = sum(count for call, count in idle.by_call.items() if call.split(" ", 1)[0] in READS)
+    return reads / r.n / (idle_seconds / RESYNC_SECONDS)
+
+
+def targets(r: ScaleRun, idle_seconds: float) -> list[Target]:
+    if r.reconciled_all is None:
+        waited = r.waited - r.created_in
+        rows = [
+            Target(
+                f"N={r.n}: all reconciled after the last create",
+                "≤ 60 s",
+                f"not within {waited:.0f} s: {r.succeeded} of {r.n} Succeeded",
+                float("inf"),
+                60.0,
+            )
+        ]
+    else:
+        after_last = r.reconciled_all - r.created_in
+        rows = [
+            Target(
+                f"N={r.n}: all reconciled after the last create",
+                "≤ 60 s",
+                f"{after_last:.1f} s ({r.reconciled_all:.1f} s after the first)",
+                after_last,
+                60.0,
+            )
+        ]
+    if r.later is not None:
+        idle_p99 = r.later.reconcile_idle.quantile(0.99)
+        rollout_p99 = r.later.reconcile_rollout.quantile(0.99)
+        reads = idle_reads_per_object_per_resync(r, idle_seconds)
+        rows += [
+            Target(f"N={r.n}: idle reconcile p99", "< 1 s", f"{_ms(idle_p99)} ms", idle_p99, 1.0),
+            Target(
+                f"N={r.n}: reconcile p99 during one rollout",
+                "< 250 ms",
+                f"{_ms(rollout_p99)} ms",
+                rollout_p99,
+                0.25,
+            ),
+            Target(
+                f"N={r.n}: idle API reads per object per resync ({RESYNC_SECONDS:.0f} s)",
+                "≤ 1",
+                f"{reads:.2f} ({r.api['idle'].per_second:.1f} requests/s, all verbs)",
+                reads,
+                1.0,
+            ),
+        ]
+    if r.n >= RSS_TARGET_AT:
+        rss = r.rss_max / MIB
+        rows.append(Target(f"N={r.n}: operator RSS (max)", "< 300 MiB", f"{rss:.0f} MiB", rss, 300.0))
+    return rows
+
+
+def _per_second(r: ScaleRun, window: str, digits: int) -> str:
+    counts = r.api.get(window)
+    return "—" if counts is None else f"{counts.per_second:.{digits}f}"
+
+
 def report(runs: list[ScaleRun], idle_seconds: float) -> str:
     steps = " → ".join(
         f"shadow {s['shadow']['percent']}% {s['shadow']['duration']}"
@@ -201,13 +312,22 @@ def report(runs: list[ScaleRun], idle_seconds: float) -> str:
         else f"canary {s['canary']['weight']}% {s['canary']['duration']}"
         for s in STEPS
     )
+    rows = [row for r in runs for row in targets(r, idle_seconds)]
     lines = [
+        "### Targets (issue #15)",
+        "",
+        *target_table(rows),
+        "",
+        met_summary(rows),
+        "",
         "Setup: one operator process (namespace-scoped, `--analysis-override pass`: analysis runs are "
         "constant passes, no Prometheus), resync every 30 s (the default); ModelDeployments with 1 replica, "
-        "created back to back; model Pods made Ready by the harness (a list-and-patch loop every "
+        "created by 8 concurrent clients; model Pods made Ready by the harness (a list-and-patch loop every "
         f"{READY_PERIOD:.0f} s, no serving processes). Idle period {idle_seconds:.0f} s. The rolled-out "
-        f"object's steps: {steps}. API requests counted from the API server's audit log by the operator's "
-        "user agents (kopf and the kubernetes client; watches count once, when they end). The machine "
+        f"object's steps: {steps}. When not all objects are reconciled {wait_seconds():.0f} s after the last "
+        "create, that size stops there (no idle period, no rollout). API requests counted from the API "
+        "server's audit log by the operator's user agents (kopf and the kubernetes client; watches count "
+        "once, when they end); idle reads are its get and list requests in the idle period. The machine "
         "was shared with other work (tests of other branches) while this ran.",
         "",
         "### Reconcile all, idle, resources",
@@ -218,12 +338,19 @@ def report(runs: list[ScaleRun], idle_seconds: float) -> str:
         "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
+        reconciled = (
+            f"{r.reconciled_all:.1f}"
+            if r.reconciled_all is not None
+            else f"> {r.waited:.0f} ({r.succeeded} of {r.n})"
+        )
+        cpu_idle = f"{r.later.cpu_idle:.0%}" if r.later else "—"
+        cpu_rollout = f"{r.later.cpu_rollout:.0%}" if r.later else "—"
         lines.append(
-            f"| {r.n} | {r.created_in:.1f} | {r.reconciled_all:.1f} "
+            f"| {r.n} | {r.created_in:.1f} | {reconciled} "
             f"| {r.rss_before / MIB:.0f} / {r.rss_after_all / MIB:.0f} / {r.rss_max / MIB:.0f} "
-            f"| {r.cpu_reconcile_all:.0%} | {r.cpu_idle:.0%} | {r.cpu_rollout:.0%} "
-            f"| {r.api['reconcile all'].per_second:.0f} | {r.api['idle'].per_second:.1f} "
-            f"| {r.api['rollout'].per_second:.1f} |"
+            f"| {r.cpu_reconcile_all:.0%} | {cpu_idle} | {cpu_rollout} "
+            f"| {_per_second(r, 'reconcile all', 0)} | {_per_second(r, 'idle', 1)} "
+            f"| {_per_second(r, 'rollout', 1)} |"
         )
     lines += [
         "",
@@ -237,13 +364,18 @@ def report(runs: list[ScaleRun], idle_seconds: float) -> str:
         "|---:|---:|---|---:|---|---:|---:|",
     ]
     for r in runs:
-        first = r.rollout_steps[0].after if r.rollout_steps else float("nan")
+        later = r.later
+        if later is None:
+            lines.append(f"| {r.n} | — | — | — | — | — | — |")
+            continue
+        first = later.rollout_steps[0].after if later.rollout_steps else float("nan")
+        idle, rollout = later.reconcile_idle, later.reconcile_rollout
         lines.append(
-            f"| {r.n} | {r.reconcile_idle.reconciles / idle_seconds:.1f} "
-            f"| {_ms(r.reconcile_idle.quantile(0.5))} / {_ms(r.reconcile_idle.quantile(0.99))} "
-            f"| {r.reconcile_rollout.reconciles:.0f} "
-            f"| {_ms(r.reconcile_rollout.quantile(0.5))} / {_ms(r.reconcile_rollout.quantile(0.99))} "
-            f"| {first:.1f} | {r.rollout_done:.1f} |"
+            f"| {r.n} | {idle.reconciles / idle_seconds:.1f} "
+            f"| {_ms(idle.quantile(0.5))} / {_ms(idle.quantile(0.99))} "
+            f"| {rollout.reconciles:.0f} "
+            f"| {_ms(rollout.quantile(0.5))} / {_ms(rollout.quantile(0.99))} "
+            f"| {first:.1f} | {later.rollout_done:.1f} |"
         )
     lines += [
         "",
@@ -258,15 +390,19 @@ def report(runs: list[ScaleRun], idle_seconds: float) -> str:
         "|---:|---|",
     ]
     for r in runs:
+        if r.later is None:
+            continue
         timeline = "; ".join(
             f"{s.after:.1f} s {s.phase} step {s.step} canary {s.canary_weight:.0f}% "
             f"shadow {s.shadow_percent:.0f}%"
-            for s in r.rollout_steps
+            for s in r.later.rollout_steps
         )
         lines.append(f"| {r.n} | {timeline} |")
-    lines += ["", "### Operator API requests by call (idle period, per second)", ""]
+    lines += ["", "### Operator API requests by call (per second)", ""]
     for r in runs:
-        lines.append(f"- N = {r.n}: {r.api['idle'].top(8)}")
+        for window in ("reconcile all", "idle"):
+            if window in r.api:
+                lines.append(f"- N = {r.n}, {window}: {r.api[window].top(8)}")
     for r in runs:
         if r.operator_errors:
             lines += [

@@ -10,6 +10,7 @@ import json
 import time
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from tests.support.modeldeployments import modeldeployment
 
 GROUP, VERSION, PLURAL = "modeldeploy.io", "v1alpha1", "modeldeployments"
 MANAGED = "app.kubernetes.io/managed-by=modeldeploy"
+CREATE_CLIENTS = 8
 STEPS: list[dict[str, Any]] = [
     {"shadow": {"percent": 100, "duration": "5s"}},
     {"canary": {"weight": 50, "duration": "5s"}},
@@ -54,11 +56,16 @@ class Objects:
         self.apps = client.AppsV1Api(api)
         self.core = client.CoreV1Api(api)
 
-    def create(self, n: int, image: str) -> None:
-        for i in range(n):
+    def create(self, n: int, image: str, clients: int = CREATE_CLIENTS) -> None:
+        """Create n ModelDeployments, `clients` requests at a time (like several users or a GitOps sync)."""
+
+        def one(i: int) -> None:
             self.custom.create_namespaced_custom_object(
                 GROUP, VERSION, self.namespace, PLURAL, manifest(name_of(i), image)
             )
+
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(one, range(n)))
 
     def get(self, name: str) -> dict[str, Any]:
         result: dict[str, Any] = self.custom.get_namespaced_custom_object(

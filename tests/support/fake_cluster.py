@@ -173,6 +173,18 @@ class FakeCluster:
         current["status"] = merge_patch(current.get("status") or {}, status)
         self._stamp(current)
 
+    async def patch_returning(
+        self, kind: Kind, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self.patch(kind, namespace, name, patch)
+        return _wire(self.objects[(kind.kind, name)])
+
+    async def patch_status_returning(
+        self, kind: Kind, namespace: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self.patch_status(kind, namespace, name, status)
+        return _wire(self.objects[(kind.kind, name)])
+
     # -- what the tests set and look at -------------------------------------------------------
 
     @staticmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -54,6 +55,7 @@ def test_the_delete_handler_drops_the_models_analysis_series_and_rollout_gauge()
     assert series() == {"value": 0.0, "verdicts": 1.0, "in progress": 1.0, "phase": 1.0}
 
     handler_memo = memo()
-    deleted(name="iris", namespace="forget-ns", memo=handler_memo)
+    asyncio.run(deleted(name="iris", namespace="forget-ns", memo=handler_memo))
     assert series() == {"value": None, "verdicts": None, "in progress": None, "phase": None}
-    deleted(name="iris", namespace="forget-ns", memo=handler_memo)  # twice (a retried handler) is fine
+    # twice (a retried handler) is fine
+    asyncio.run(deleted(name="iris", namespace="forget-ns", memo=handler_memo))

@@ -9,14 +9,14 @@ handlers share this one object.
 from __future__ import annotations
 
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes import config as kube_config
-from kubernetes.client import ApiClient
-
 from modeldeploy.operator.handlers.wakeups import Wakeups
 from modeldeploy.operator.kube import Kube
+from modeldeploy.operator.kube.client import bounded_api_client
+from modeldeploy.operator.kube.watched import WatchedCluster
 from modeldeploy.operator.reconcile import Reconciler, production_reconciler
 from modeldeploy.operator.settings import OperatorSettings
 
@@ -25,17 +25,28 @@ from modeldeploy.operator.settings import OperatorSettings
 class OperatorContext:
     settings: OperatorSettings
     reconciler: Reconciler
+    watched: WatchedCluster | None = None
+    """The reconciler's cluster when it reads from the watches (the event handlers feed it)."""
+    executor: Executor | None = None
+    """The bounded pool the Kubernetes client's calls run in (shut down at cleanup)."""
     wakeups: Wakeups = field(default_factory=Wakeups)
     started: float = field(default_factory=time.monotonic)
     """time.monotonic() at process start (the peering grace counts from it)."""
 
     @classmethod
     def production(cls, settings: OperatorSettings) -> OperatorContext:
-        try:
-            kube_config.load_incluster_config()
-        except kube_config.ConfigException:
-            kube_config.load_kube_config()
-        return cls(settings, production_reconciler(settings, Kube(ApiClient())))
+        api_client, executor = bounded_api_client()
+        watched = WatchedCluster(Kube(api_client, executor=executor))
+        return cls(settings, production_reconciler(settings, watched), watched=watched, executor=executor)
+
+    def observe(self, obj: Any, deleted: bool = False) -> None:
+        """A watch event's object, for the reads the reconciler answers from the watches."""
+        if self.watched is not None:
+            self.watched.observe(obj, deleted)
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def operator_context(memo: Any) -> OperatorContext:

@@ -12,6 +12,12 @@ which, for replicas starting together, can be before the others have written the
 During the grace kopf sees them and pauses (stops the loops of) every replica but one, so no
 replica that turns out to be a standby ever writes. See docs/operations.md (High availability).
 
+The event handlers also hand each event's object to the context (`OperatorContext.observe`),
+so reconcile reads the ModelDeployment, its Deployments and its routing ConfigMap from what the
+watches delivered instead of asking the API server every resync (kube/watched.py). They are
+coroutines: kopf runs plain functions in a worker thread, and a loop's wake-up is an
+asyncio.Event that must be set on the event loop.
+
 kopf's own bookkeeping goes to annotations under modeldeploy.io (the status schema is
 structural, so kopf must not write there). Daemons make kopf add a finalizer so a loop is
 stopped before its resource goes away; see docs/operations.md for removing it by hand.
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -52,6 +59,22 @@ def configure_kopf(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -
     # Only modeldeploy's own ConfigMaps are watched (server-side filter, not every ConfigMap).
     settings.watching.label_selectors[("v1", "configmaps")] = MANAGED_SELECTOR
     memo.operator = OperatorContext.production(operator)
+
+
+@kopf.on.cleanup()
+def close_context(memo: kopf.Memo, **_: Any) -> None:
+    context = getattr(memo, "operator", None)
+    if isinstance(context, OperatorContext):
+        context.close()
+
+
+def _object(event: kopf.RawEvent, body: kopf.Body) -> Mapping[str, Any]:
+    obj = event.get("object") if isinstance(event, Mapping) else None
+    return obj if isinstance(obj, Mapping) else body
+
+
+def _deleted(event: kopf.RawEvent) -> bool:
+    return isinstance(event, Mapping) and event.get("type") == "DELETED"
 
 
 def _fingerprint(body: kopf.Body) -> object:
@@ -90,30 +113,63 @@ async def rollout_loop(
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
-def modeldeployment_deleted(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+async def modeldeployment_deleted(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     # The loop is stopped by now; what this process keeps about the model goes with it.
     if namespace:
-        operator_context(memo).reconciler.forget(namespace, name)
+        context = operator_context(memo)
+        context.reconciler.forget(namespace, name)
+        if context.watched is not None:
+            context.watched.forget(namespace, name)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def modeldeployment_changed(
-    name: str, namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
+async def modeldeployment_changed(
+    name: str,
+    namespace: str | None,
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
     # Status patches (our own) change neither generation nor annotations: they do not poke.
     if namespace:
-        operator_context(memo).wakeups.poke((namespace, name), _fingerprint(body))
+        context = operator_context(memo)
+        context.observe(_object(event, body), deleted=_deleted(event))
+        context.wakeups.poke((namespace, name), _fingerprint(body))
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
-def deployment_changed(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
-    model = labels.get(MODEL_LABEL)
-    if model and namespace:
-        operator_context(memo).wakeups.poke((namespace, model))
+async def deployment_changed(
+    namespace: str | None,
+    labels: kopf.Labels,
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    _child_changed(operator_context(memo), namespace, labels, _object(event, body), _deleted(event))
 
 
 @kopf.on.event("v1", "configmaps", labels=MANAGED)
-def configmap_changed(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+async def configmap_changed(
+    namespace: str | None,
+    labels: kopf.Labels,
+    event: kopf.RawEvent,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    _child_changed(operator_context(memo), namespace, labels, _object(event, body), _deleted(event))
+
+
+def _child_changed(
+    context: OperatorContext,
+    namespace: str | None,
+    labels: kopf.Labels,
+    obj: Mapping[str, Any],
+    deleted: bool,
+) -> None:
+    context.observe(obj, deleted)
     model = labels.get(MODEL_LABEL)
     if model and namespace:
-        operator_context(memo).wakeups.poke((namespace, model))
+        context.wakeups.poke((namespace, model))

@@ -1,8 +1,11 @@
 """A small async façade over the `kubernetes` client: server-side apply, list, delete, status.
 
 The generated client is synchronous; every call runs in a worker thread so kopf's event loop
-never blocks. Manifests are plain dicts (the planner's output), applied with server-side apply
-under one field manager, so repeated applies are idempotent and conflicts with other managers
+never blocks: in `executor` when one is given (the operator's own bounded pool, sized like the
+client's connection pool: `bounded_api_client`), else in asyncio's default executor.
+
+Manifests are plain dicts (the planner's output), applied with server-side apply under one field
+manager, so repeated applies are idempotent and conflicts with other managers
 are resolved in the operator's favour only for the fields it owns.
 """
 
@@ -10,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
-from kubernetes.client import ApiClient
+from kubernetes import config as kube_config
+from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 
 from modeldeploy.operator.kube.resources import Kind, kind_of
@@ -36,10 +41,31 @@ def _explain(body: str | None, reason: str | None) -> str:
         return str(reason)
 
 
+API_THREADS = 16
+"""Threads (and pooled connections) for the operator's API calls; docs/architecture.md has the
+measurement this number comes from."""
+
+
+def bounded_api_client(threads: int = API_THREADS) -> tuple[ApiClient, ThreadPoolExecutor]:
+    """An API client configured in-cluster (else from the kubeconfig) with `threads` pooled
+    connections, and an executor of as many threads to run its calls in."""
+    configuration = Configuration()
+    try:
+        kube_config.load_incluster_config(client_configuration=configuration)
+    except kube_config.ConfigException:
+        kube_config.load_kube_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = threads
+    executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube-api")
+    return ApiClient(configuration), executor
+
+
 class Kube:
-    def __init__(self, api_client: ApiClient, field_manager: str = FIELD_MANAGER) -> None:
+    def __init__(
+        self, api_client: ApiClient, field_manager: str = FIELD_MANAGER, executor: Executor | None = None
+    ) -> None:
         self.api = api_client
         self.field_manager = field_manager
+        self.executor = executor
 
     def _call(
         self,
@@ -77,7 +103,11 @@ class Kube:
         return json.loads(text) if text else None
 
     async def _acall(self, method: str, path: str, **kw: Any) -> Any:
-        return await asyncio.to_thread(self._call, method, path, **kw)
+        if self.executor is None:
+            return await asyncio.to_thread(self._call, method, path, **kw)
+        return await asyncio.get_running_loop().run_in_executor(
+            self.executor, lambda: self._call(method, path, **kw)
+        )
 
     async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply (force: the operator owns what it renders)."""
@@ -130,15 +160,29 @@ class Kube:
 
     async def patch_status(self, kind: Kind, namespace: str, name: str, status: dict[str, Any]) -> None:
         """JSON merge patch of the status subresource (lists are replaced whole)."""
-        await self._acall(
+        await self.patch_status_returning(kind, namespace, name, status)
+
+    async def patch_status_returning(
+        self, kind: Kind, namespace: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        """`patch_status`, returning the object as the server stored it."""
+        result: dict[str, Any] = await self._acall(
             "PATCH",
             kind.item(namespace, name) + "/status",
             body={"status": status},
             content_type="application/merge-patch+json",
         )
+        return result
 
     async def patch(self, kind: Kind, namespace: str, name: str, patch: dict[str, Any]) -> None:
         """JSON merge patch of the main resource (e.g. to clear a handled action annotation)."""
-        await self._acall(
+        await self.patch_returning(kind, namespace, name, patch)
+
+    async def patch_returning(
+        self, kind: Kind, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        """`patch`, returning the object as the server stored it."""
+        result: dict[str, Any] = await self._acall(
             "PATCH", kind.item(namespace, name), body=patch, content_type="application/merge-patch+json"
         )
+        return result
