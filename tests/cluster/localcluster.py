@@ -55,6 +55,12 @@ BIN = CACHE / "cluster" / "bin"
 STATE_DIR = CACHE / "cluster" / "run"
 FAKE_NODE = "kwok-node-0"
 SERVICE_CIDR = "10.96.0.0/16"
+CONTROL_PLANE_CLIENT_RATE = ("--kube-api-qps=200", "--kube-api-burst=400")
+"""The controller-manager's and scheduler's own request rate to the API server. Their defaults
+(20/s, burst 30; scheduler 50/100) made the controller-manager, not the operator, the limit of the
+operator scale benchmark: each ModelDeployment's Deployment costs it about 25 requests (ReplicaSet,
+Pod, status updates, endpoints, events), so 1,000 objects took it over 1,000 s. Clusters run for
+many objects raise these the same way (the Kubernetes scalability tests use 100 and more)."""
 POD_CIDR = "10.244.0.0/16"
 NODE_KINDS = ("kwok", "real")
 __all__ = ["ClusterError", "LocalCluster", "free_port", "running_cluster"]
@@ -234,6 +240,7 @@ class LocalCluster:
                 "--concurrent-deployment-syncs=10",
                 "--concurrent-replicaset-syncs=10",
                 "--concurrent-gc-syncs=20",
+                *CONTROL_PLANE_CLIENT_RATE,
             ],
         )
         self._spawn(
@@ -247,6 +254,7 @@ class LocalCluster:
                 "--leader-elect=false",
                 "--bind-address=127.0.0.1",
                 f"--secure-port={free_port()}",
+                *CONTROL_PLANE_CLIENT_RATE,
             ],
         )
         if self.real_node is not None:
