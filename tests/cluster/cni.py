@@ -25,6 +25,12 @@ BRIDGE = "mdnode0"
 NETWORK_NAME = "modeldeploy-node"
 POD_SUBNET = "10.213.0.0/24"
 NODE_IP = "10.213.0.1"
+BRIDGE_MAC = "02:6d:64:d5:00:01"
+"""The bridge's own, fixed address (locally administered). A bridge created without one takes
+the lowest address of its ports and changes it as Pods' veths come and go; each change flushes
+the host's neighbour entries on the bridge, and a connection to a Pod opened at that moment can
+fail with "No route to host" (seen once in an e2e rollout, when the canary's Pod joined the
+bridge). Docker's bridge and the CNI plugin's own bridges set an address for the same reason."""
 SERVICE_CIDR = "10.96.0.0/16"
 CNI_BIN_DIR = Path("/usr/lib/cni")
 CNI_CACHE_DIR = Path("/var/lib/cni/results")  # libcni's cache (containerd 1.6 does not move it)
@@ -81,7 +87,7 @@ def create_network(conf_dir: Path, ipam_dir: Path) -> None:
     # br_netfilter's hook lets kube-proxy's rules see Pod-to-Service traffic between two Pods of
     # the bridge; forwarding is enabled for packets arriving on our bridge only.
     write_sysctl("net.bridge.bridge-nf-call-iptables", "1")
-    run("ip", "link", "add", BRIDGE, "type", "bridge")
+    run("ip", "link", "add", BRIDGE, "address", BRIDGE_MAC, "type", "bridge")
     run("ip", "addr", "add", f"{NODE_IP}/24", "dev", BRIDGE)
     run("ip", "link", "set", BRIDGE, "up")
     write_sysctl(f"net.ipv4.conf.{BRIDGE}.forwarding", "1")

@@ -159,6 +159,34 @@ def test_pod_serves_through_its_cluster_ip_from_the_host_and_from_a_pod(
     assert _kubectl_exec(node_cluster, ns, "web", "wget", "-q", "-O-", url).strip() == "hello-from-web"
 
 
+def _bridge(attribute: str) -> str:
+    return (Path("/sys/class/net") / cni.BRIDGE / attribute).read_text().strip()
+
+
+NET_ADDR_SET = "3"  # /sys/class/net/*/addr_assign_type: the address was set, the kernel keeps it
+
+
+def test_the_bridge_keeps_its_address_while_pods_come_and_go(api: ApiClient, ns: str) -> None:
+    core = client.CoreV1Api(api)
+    assert _bridge("addr_assign_type") == NET_ADDR_SET, "a bridge without a set address takes its ports'"
+    assert _bridge("address") == cni.BRIDGE_MAC
+    veths_before = len(cni.veths_on_bridge())
+    names = [f"churn-{i}" for i in range(3)]
+    for name in names:
+        core.create_namespaced_pod(ns, busybox_pod(name, "exec sleep 3600"))
+
+    def all_running() -> bool:
+        return all(core.read_namespaced_pod(name, ns).status.phase == "Running" for name in names)
+
+    wait_for(all_running, 90, "the Pods to run")
+    assert _bridge("address") == cni.BRIDGE_MAC, "Pods joining the bridge do not change its address"
+    for name in names:
+        core.delete_namespaced_pod(name, ns, grace_period_seconds=0)
+    wait_for(lambda: not core.list_namespaced_pod(ns).items, 60, "the Pods to be gone")
+    wait_for(lambda: len(cni.veths_on_bridge()) <= veths_before, 30, "their veths to leave the bridge")
+    assert _bridge("address") == cni.BRIDGE_MAC, "Pods leaving the bridge do not change its address"
+
+
 def test_unknown_service_name_does_not_resolve(node_cluster: LocalCluster, api: ApiClient, ns: str) -> None:
     core = client.CoreV1Api(api)
     core.create_namespaced_pod(ns, busybox_pod("client", "exec sleep 3600"))
