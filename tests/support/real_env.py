@@ -26,6 +26,7 @@ Every harness failure names the component and the path of its log.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import uuid
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from modeldeploy.contract.labels import REVISION_LABEL
 from tests.chart.access import service_account_kubeconfig
 from tests.chart.helm import CHART, helm
 from tests.cluster import cni
+from tests.cluster.images import build
 from tests.cluster.localcluster import CACHE, LocalCluster, free_port
 from tests.cluster.node_images import ImageArchive, project_image_archives
 from tests.support.e2e_objects import ModelDeploymentObjects
@@ -66,7 +68,18 @@ def project_images(cache: Path = CACHE) -> dict[str, ImageArchive]:
             f"images {', '.join(sorted(missing))} are not built ({cache / 'images' / 'refs.json'}): "
             "run `make images`"
         )
+    if cache == CACHE:
+        _require_current_images()
     return images
+
+
+@functools.cache
+def _require_current_images() -> None:
+    """Refuse to run images built from other sources than the working tree's (a test would pass or
+    fail for code it does not show); checked once per process, a few seconds."""
+    outdated = build.stale()
+    if outdated:
+        raise HarnessError(f"images older than the sources: {'; '.join(outdated)}: run `make images`")
 
 
 def _repository_and_tag(ref: str) -> tuple[str, str]:

@@ -190,6 +190,25 @@ def build(
             buildah.remove_tree(work)
 
 
+def stale(out: Path = IMAGES, sidecar_binary: Path | None = SIDECAR_BINARY, refs: Path = REFS) -> list[str]:
+    """The images whose ref in `refs` is not the one the working tree's sources would build now
+    (so a test would run an image of other sources): "<name> (built <old>, sources now <new>)"."""
+    listed = json.loads(refs.read_text()) if refs.exists() else {}
+    with locked(out):
+        work = Path(tempfile.mkdtemp(prefix="check-", dir=out))
+        try:
+            base_tag = content.content_tag(bases.recipe_text(), buildah.version())
+            wanted = plan(work, out, base_tag, sidecar_binary, {"operator", "iris", "sidecar"})
+        finally:
+            buildah.remove_tree(work)
+    found = {name: str(entry.get("ref", "")) for name, entry in listed.items() if isinstance(entry, dict)}
+    return [
+        f"{image.name} (built {found.get(image.name) or 'never'}, sources now {image.ref})"
+        for image in wanted
+        if found.get(image.name) != image.ref
+    ]
+
+
 def prune(out: Path, images: list[Image]) -> None:
     """Drop archives of older content of the images just built (the cache holds one of each)."""
     keep = {image.archive for image in images}

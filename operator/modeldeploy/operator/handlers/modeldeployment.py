@@ -139,19 +139,8 @@ async def modeldeployment_changed(
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
-async def deployment_changed(
-    namespace: str | None,
-    labels: kopf.Labels,
-    event: kopf.RawEvent,
-    body: kopf.Body,
-    memo: kopf.Memo,
-    **_: Any,
-) -> None:
-    _child_changed(operator_context(memo), namespace, labels, _object(event, body), _deleted(event))
-
-
 @kopf.on.event("v1", "configmaps", labels=MANAGED)
-async def configmap_changed(
+async def child_changed(
     namespace: str | None,
     labels: kopf.Labels,
     event: kopf.RawEvent,
@@ -159,6 +148,7 @@ async def configmap_changed(
     memo: kopf.Memo,
     **_: Any,
 ) -> None:
+    """A managed Deployment or ConfigMap changed: feed the watched reads, wake its model's loop."""
     _child_changed(operator_context(memo), namespace, labels, _object(event, body), _deleted(event))
 
 
