@@ -3,9 +3,10 @@
 Worker counts, so the two are compared on the same number of cores: an nginx worker process and
 a sidecar runtime worker thread are the same thing, one event loop serving connections on one
 core. nginx runs `worker_processes N` (plus a master that only supervises); the sidecar runs N
-tokio worker threads (`TOKIO_WORKER_THREADS=N`; unset, tokio starts one per CPU the process may
-use, cgroup quota included), plus its main thread (waits for SIGTERM) and the prediction log's
-writer thread (idle unless the log is on). The traffic listener's accept loop is a task on the
+tokio worker threads (`TOKIO_WORKER_THREADS=N`; unset, one per CPU the process may use, cgroup
+quota included), plus its main thread (waits for SIGTERM) and the prediction log's writer thread
+(idle unless the log is on). With N = 1 the main thread itself is the one event loop (tokio's
+current-thread scheduler). The traffic listener's accept loop is a task on the
 workers, like nginx's accept in its workers.
 """
 

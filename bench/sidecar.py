@@ -89,11 +89,31 @@ PROFILE = (
     "pool's dispatch channel and its connection task), tokio's scheduler and wakeups, and glibc malloc "
     "(7 to 10% of all samples: hyper's read buffer is reallocated for each message once the previous "
     "message's bytes are split off, an 8 KiB allocation that triggers malloc_consolidate). No single "
-    "hot spot: two cheap changes (caching the request metric series, no URL string per request) remove "
-    "a few of the dozens of allocations per request, far from the factor missing, and were not kept "
-    "(a rebuild to measure them did not fit this run). Candidates for the missing factor: a faster "
-    "allocator (tried 2026-12-01, see below: no consistent gain) and a hand-written "
-    "HTTP/1 client path for the local upstream without the pool's per-request channel."
+    "hot spot."
+)
+
+CHANGES = (
+    "Changes for the missed targets (2026-12-01), each measured against the previous binary and nginx "
+    "in one run (static upstream; wrk, 32 connections, 5 rounds of 3 s, medians; CPU per request at "
+    "about 950 requests/s, 3 rounds of 5 s): (1) the request metric series resolved once per "
+    "(revision, route, code) and cached, not a label set of five strings built and hashed twice per "
+    "request; (2) the local model server through a small pool of hyper HTTP/1 connections the "
+    "sidecar owns (idle timeout, pool size, resending a request a reused connection never sent, "
+    "connect errors as not sent: the rules of hyper-util's pooled client, which canary, shadow and "
+    "proxied traffic keep), so no pool key, lazy connect future or spawned return task per request, "
+    "and no URL string per local request; (3) with one worker thread (TOKIO_WORKER_THREADS=1, or "
+    "one CPU), tokio's current-thread scheduler on the main thread instead of the multi-thread "
+    "scheduler with one worker. Share of nginx's requests/s and CPU per request, 1 worker each: "
+    "(1)+(2): 57% -> 66% and 154 -> 128 µs (nginx 79 µs; load average 4.7 to 2.8); 33% -> 44% and "
+    "140 -> 123 µs (nginx 76 µs; load average 2.4 to 1.6; with the machine this quiet nginx answered "
+    "42,000 requests/s with 1 worker, ten times what it did in the run above); then (3): 53% -> 69% "
+    "and 108 -> 101 µs (nginx 51 µs; load average 8.7 to 4.6). 2 workers each, (1)+(2): 35% -> 50% "
+    "and 104 -> 85 µs (the as-shipped sidecar; nginx with 2 workers 48 µs). With 2 worker threads the "
+    "sidecar makes 0.6 futex calls per request (strace -c; workers waking each other) where nginx "
+    "makes none; the profile is otherwise flat (no function above 2.2% of the samples, malloc and "
+    "free about 7.5%). Candidates for what is still missing: one current-thread runtime per worker, "
+    "each accepting on its own SO_REUSEPORT listener (nginx's model: no wakeups across threads), and "
+    "fewer allocations in hyper's server path."
 )
 
 ALLOCATOR_TRIAL = (
@@ -105,7 +125,12 @@ ALLOCATOR_TRIAL = (
     "57% -> 51%. CPU per request: 1 worker 130 -> 136 µs and 139 -> 129 µs; 2 workers 151 -> 139 µs "
     "and 137 -> 140 µs (nginx 80 and 76 µs). Run-to-run noise is larger than any difference, and "
     "the idle RSS grew from 6.7 to 14.7 MiB (target 20 MiB). The malloc share the profile saw is "
-    "not where the missing factor is."
+    "not where the missing factor is. Also tried and not kept (2026-12-01): the request's own task "
+    "driving the pooled local connection (no connection task: the connection polled along with the "
+    "response and its body), to save the connection task's two wakeups per request. Against the pool "
+    "with connection tasks, same runs as (2) above: 1 worker 44% -> 47% of nginx's requests/s and 123 "
+    "-> 124 µs; 2 workers 50% -> 52% and 85 -> 94 µs: within the noise, and an idle connection the "
+    "server closed would only be noticed when next used."
 )
 
 
@@ -165,7 +190,8 @@ def rss_mib(sidecar: SidecarProc) -> float:
 
 
 def worker_threads(sidecar: SidecarProc) -> int:
-    return sum(1 for name in thread_names(sidecar.pid) if name == "tokio-rt-worker")
+    """Its runtime's worker threads; none means the current-thread scheduler: 1 (the main thread)."""
+    return max(1, sum(1 for name in thread_names(sidecar.pid) if name == "tokio-rt-worker"))
 
 
 @dataclass(frozen=True)
@@ -439,6 +465,8 @@ def report(m: Measured) -> str:
         "memory is not returned to the system by itself). Growth under steady load is the soak's target.",
         "",
         PROFILE,
+        "",
+        CHANGES,
         "",
         ALLOCATOR_TRIAL,
         "",

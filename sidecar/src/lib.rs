@@ -14,6 +14,7 @@ pub mod drift;
 pub mod errors;
 pub mod guard;
 pub mod json_pointer;
+pub mod local_pool;
 pub mod metrics;
 pub mod prediction_log;
 pub mod prediction_record;

@@ -5,8 +5,9 @@
 //! `local` or `canary`), for shadow results the shadow, for the guard the canary, for the rest
 //! this sidecar's own.
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicI64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -78,6 +79,63 @@ fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
+/// The request series of one (revision, route), resolved once: a label set built and hashed per
+/// request costs five allocations and two family lookups. The handles share the families' series.
+struct RouteSeries {
+    duration: Histogram,
+    codes: Vec<(u16, Counter)>,
+}
+
+/// Resolved request series by revision, then route. Like the families themselves, it keeps every
+/// series ever observed.
+#[derive(Default)]
+struct RequestSeries(RwLock<HashMap<String, Vec<(&'static str, RouteSeries)>>>);
+
+impl RequestSeries {
+    fn read(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<String, Vec<(&'static str, RouteSeries)>>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The cached handles, if this (revision, route, code) was seen before.
+    fn get(&self, revision: &str, route: &str, code: u16) -> Option<(Counter, Histogram)> {
+        let map = self.read();
+        let (_, series) = map.get(revision)?.iter().find(|(r, _)| *r == route)?;
+        let (_, counter) = series.codes.iter().find(|(c, _)| *c == code)?;
+        Some((counter.clone(), series.duration.clone()))
+    }
+
+    fn insert(
+        &self,
+        revision: &str,
+        route: &'static str,
+        code: u16,
+        counter: &Counter,
+        duration: &Histogram,
+    ) {
+        let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let routes = map.entry(revision.to_string()).or_default();
+        let index = match routes.iter().position(|(r, _)| *r == route) {
+            Some(i) => i,
+            None => {
+                routes.push((
+                    route,
+                    RouteSeries {
+                        duration: duration.clone(),
+                        codes: Vec::new(),
+                    },
+                ));
+                routes.len() - 1
+            }
+        };
+        let codes = &mut routes[index].1.codes;
+        if !codes.iter().any(|(c, _)| *c == code) {
+            codes.push((code, counter.clone()));
+        }
+    }
+}
+
 pub struct Metrics {
     model: String,
     namespace: String,
@@ -85,6 +143,7 @@ pub struct Metrics {
     pub registry: Registry,
     requests: Family<RequestLabels, Counter>,
     duration: HistogramFamily,
+    request_series: RequestSeries,
     pub inflight: Gauge,
     shadow: Family<ResultLabels, Counter>,
     guard_trips: Family<Base, Counter>,
@@ -201,6 +260,7 @@ impl Metrics {
             own: revision.into(),
             requests,
             duration,
+            request_series: RequestSeries::default(),
             inflight,
             shadow,
             guard_trips,
@@ -225,7 +285,12 @@ impl Metrics {
         }
     }
 
-    pub fn observe_request(&self, revision: &str, route: &str, code: u16, seconds: f64) {
+    pub fn observe_request(&self, revision: &str, route: &'static str, code: u16, seconds: f64) {
+        if let Some((counter, duration)) = self.request_series.get(revision, route, code) {
+            counter.inc();
+            duration.observe(seconds);
+            return;
+        }
         let labels = RequestLabels {
             model: self.model.clone(),
             namespace: self.namespace.clone(),
@@ -233,14 +298,18 @@ impl Metrics {
             route: route.into(),
             code: code.to_string(),
         };
-        self.requests.get_or_create(&labels).inc();
+        let counter = self.requests.get_or_create(&labels).clone();
         let route_labels = RouteLabels {
             model: labels.model,
             namespace: labels.namespace,
             revision: labels.revision,
             route: labels.route,
         };
-        self.duration.get_or_create(&route_labels).observe(seconds);
+        let duration = self.duration.get_or_create(&route_labels).clone();
+        counter.inc();
+        duration.observe(seconds);
+        self.request_series
+            .insert(revision, route, code, &counter, &duration);
     }
 
     fn result(&self, revision: &str, result: &str) -> ResultLabels {
@@ -392,6 +461,27 @@ mod tests {
             "modeldeploy_prediction_log_lines_total{",
             "modeldeploy_prediction_log_dropped_total{",
             "modeldeploy_prediction_log_pending{",
+        ] {
+            assert!(text.contains(expected), "missing {expected} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn cached_request_series_count_in_the_same_series() {
+        let m = Metrics::new("iris", "ml", "aaaa");
+        for _ in 0..3 {
+            m.observe_request("aaaa", LOCAL, 200, 0.003);
+        }
+        m.observe_request("aaaa", LOCAL, 503, 0.2);
+        m.observe_request("bbbb", CANARY, 200, 0.003);
+        m.observe_request("bbbb", CANARY, 200, 0.003);
+        let text = m.encode();
+        for expected in [
+            r#"modeldeploy_requests_total{model="iris",namespace="ml",revision="aaaa",route="local",code="200"} 3"#,
+            r#"modeldeploy_requests_total{model="iris",namespace="ml",revision="aaaa",route="local",code="503"} 1"#,
+            r#"modeldeploy_requests_total{model="iris",namespace="ml",revision="bbbb",route="canary",code="200"} 2"#,
+            r#"modeldeploy_request_duration_seconds_count{model="iris",namespace="ml",revision="aaaa",route="local"} 4"#,
+            r#"modeldeploy_request_duration_seconds_count{model="iris",namespace="ml",revision="bbbb",route="canary"} 2"#,
         ] {
             assert!(text.contains(expected), "missing {expected} in\n{text}");
         }

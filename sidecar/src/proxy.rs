@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
+use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
@@ -24,6 +25,7 @@ use crate::errors::{
     closing, error_response, json_response, Body, BoxError, ERROR_HEADER, REQUEST_ID_HEADER,
     REVISION_HEADER,
 };
+use crate::local_pool::Lease;
 use crate::metrics::{Metrics, CANARY, CLIENT_CLOSED, LOCAL};
 use crate::prediction_log::{sampled, LogConfig};
 use crate::prediction_record::{trace_id, Prediction};
@@ -179,11 +181,13 @@ fn head_problem<B>(request: &Request<B>) -> Option<String> {
     None
 }
 
-fn path_and_query(request: &Request<Incoming>) -> String {
+fn path_and_query(request: &Request<Incoming>) -> PathAndQuery {
     match request.uri().path_and_query() {
-        Some(pq) if pq.as_str().starts_with('/') => pq.as_str().to_string(),
-        Some(pq) => format!("/{}", pq.as_str().trim_start_matches('*')),
-        None => "/".to_string(),
+        Some(pq) if pq.as_str().starts_with('/') => pq.clone(),
+        // The asterisk form (`OPTIONS *`), the only other target a parsed URI has: "/".
+        Some(pq) => PathAndQuery::try_from(format!("/{}", pq.as_str().trim_start_matches('*')))
+            .unwrap_or_else(|_| PathAndQuery::from_static("/")),
+        None => PathAndQuery::from_static("/"),
     }
 }
 
@@ -286,7 +290,7 @@ pub async fn handle(app: Arc<App>, request: Request<Incoming>, remote: String) -
         app.shadow.submit(ShadowCopy {
             target: target.clone(),
             method: parts.method.clone(),
-            path_qs: path_qs.clone(),
+            path_qs: path_qs.as_str().to_string(),
             headers: request_headers(headers, &extra, remote),
             body: body.clone(),
             comparison: decision.comparison.clone(),
@@ -388,27 +392,28 @@ async fn open(
     app: &App,
     method: &Method,
     headers: &HeaderMap,
-    path_qs: &str,
+    path_qs: &PathAndQuery,
     body: Bytes,
     target: &Target,
     remote: Option<&str>,
     deadline: tokio::time::Instant,
-) -> Result<Response<Incoming>, UpstreamError> {
+) -> Result<(Response<Incoming>, Option<Lease>), UpstreamError> {
+    if target.route == LOCAL {
+        let headers = request_headers(headers, &[], remote);
+        return app
+            .upstreams
+            .open_local(method, path_qs, headers, body, deadline)
+            .await;
+    }
     let own = app.settings.revision.as_str();
-    let extra: &[(&'static str, &str)] = if target.route == LOCAL {
-        &[]
-    } else {
-        &[(FORWARDED_HEADER, own)]
-    };
     let request = build_request(
         method,
-        &format!("{}{}", target.url, path_qs),
-        request_headers(headers, extra, remote),
+        &format!("{}{}", target.url, path_qs.as_str()),
+        request_headers(headers, &[(FORWARDED_HEADER, own)], remote),
         body,
     )?;
-    app.upstreams
-        .open(false, target.route != LOCAL, request, deadline)
-        .await
+    let response = app.upstreams.open(false, true, request, deadline).await?;
+    Ok((response, None))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -416,7 +421,7 @@ async fn serve(
     app: &Arc<App>,
     method: &Method,
     headers: &HeaderMap,
-    path_qs: &str,
+    path_qs: &PathAndQuery,
     body: Bytes,
     decision: &Decision,
     pending: &mut Pending,
@@ -459,15 +464,17 @@ async fn serve(
                     e.message
                 );
             }
-            Ok(upstream) => {
+            Ok((upstream, lease)) => {
                 let status = upstream.status().as_u16();
                 let failed = status >= 500;
                 app.router.record_canary(&target.revision, failed);
                 if !(failed && retryable) {
-                    return relay(app, method, upstream, &target, pending, deadline, after).await;
+                    let opened = (upstream, lease);
+                    return relay(app, method, opened, &target, pending, deadline, after).await;
                 }
                 pending.observe(status);
                 drop(upstream);
+                drop(lease);
                 crate::info!(
                     LOG,
                     "canary {} answered {status}; retrying locally",
@@ -496,16 +503,17 @@ async fn serve(
             after.done(&target.revision, e.status, None);
             error_response(e.status, &e.message, &target.revision, None)
         }
-        Ok(upstream) => relay(app, method, upstream, &target, pending, deadline, after).await,
+        Ok(opened) => relay(app, method, opened, &target, pending, deadline, after).await,
     }
 }
 
-/// Pass the upstream response on: buffered when its length is known, else streamed.
+/// Pass the upstream response on: buffered when its length is known, else streamed. The pooled
+/// connection (if any) goes back to its pool once the body has been read.
 #[allow(clippy::too_many_arguments)]
 async fn relay(
     app: &Arc<App>,
     method: &Method,
-    upstream: Response<Incoming>,
+    (upstream, lease): (Response<Incoming>, Option<Lease>),
     target: &Target,
     pending: &mut Pending,
     deadline: tokio::time::Instant,
@@ -529,7 +537,9 @@ async fn relay(
     let body = upstream.into_body();
     let revision = target.revision.as_str();
     if known {
-        return match tokio::time::timeout_at(deadline, body.collect()).await {
+        let collected = tokio::time::timeout_at(deadline, body.collect()).await;
+        drop(lease);
+        return match collected {
             Ok(Ok(collected)) => {
                 let bytes = collected.to_bytes();
                 let code = status.as_u16();
@@ -556,6 +566,7 @@ async fn relay(
     }
     let stream = StreamRelay {
         inner: body,
+        _lease: lease,
         collected: Some(Vec::new()),
         limit: usize::try_from(app.settings.compare_max_bytes).unwrap_or(usize::MAX),
         done: Some(StreamDone {
@@ -584,6 +595,8 @@ struct StreamDone {
 /// A streamed upstream body on its way to the client; counts the outcome when it ends.
 struct StreamRelay {
     inner: Incoming,
+    /// Back to the pool when the stream is dropped (read to its end, or the client went away).
+    _lease: Option<Lease>,
     collected: Option<Vec<u8>>,
     limit: usize,
     done: Option<StreamDone>,

@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderValue, Method, Request, Response};
+use bytes::Bytes;
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -31,7 +33,7 @@ use crate::router::Router;
 use crate::routing_source::FileWatcher;
 use crate::settings::Settings;
 use crate::shadow::ShadowMirror;
-use crate::upstream::{build_request, describe, Upstreams};
+use crate::upstream::{describe, Upstreams};
 
 const LOG: &str = "modeldeploy.sidecar";
 pub const READY_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -100,18 +102,25 @@ async fn readyz(app: &App) -> Response<Body> {
         );
     }
     let url = format!("{}/readyz", app.settings.upstream);
-    let outcome = match build_request(&Method::GET, &url, Default::default(), Default::default()) {
+    let deadline = tokio::time::Instant::now() + READY_PROBE_TIMEOUT;
+    let path = PathAndQuery::from_static("/readyz");
+    let opened = app
+        .upstreams
+        .open_local(
+            &Method::GET,
+            &path,
+            HeaderMap::new(),
+            Bytes::new(),
+            deadline,
+        )
+        .await;
+    let outcome = match opened {
         Err(e) => Err(e.message),
-        Ok(request) => {
-            let deadline = tokio::time::Instant::now() + READY_PROBE_TIMEOUT;
-            match app.upstreams.open(false, false, request, deadline).await {
-                Err(e) => Err(e.message),
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let _ = tokio::time::timeout_at(deadline, response.into_body().collect()).await;
-                    Ok(status)
-                }
-            }
+        Ok((response, lease)) => {
+            let status = response.status().as_u16();
+            let _ = tokio::time::timeout_at(deadline, response.into_body().collect()).await;
+            drop(lease);
+            Ok(status)
         }
     };
     match outcome {

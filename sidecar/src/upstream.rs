@@ -11,7 +11,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Uri};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
@@ -19,6 +20,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
+use crate::local_pool::{Lease, LocalPool};
 use crate::settings::Settings;
 
 const HOP_BY_HOP: [&str; 10] = [
@@ -191,6 +193,10 @@ pub struct UpstreamError {
 
 /// The client pools.
 pub struct Upstreams {
+    /// The local model server (`MODELDEPLOY_UPSTREAM`), when it is a plain `http://host:port`;
+    /// else `live` serves it too.
+    local: Option<LocalPool>,
+    local_url: String,
     live: Direct,
     shadow: Direct,
     live_proxy: Option<Proxied>,
@@ -234,6 +240,13 @@ impl Upstreams {
             })
         };
         Upstreams {
+            local: LocalPool::for_url(
+                &settings.upstream,
+                connector(settings),
+                idle,
+                settings.pool_size,
+            ),
+            local_url: settings.upstream.clone(),
             live: builder(settings.pool_size, idle).build(connector(settings)),
             shadow: builder(settings.shadow_concurrency, idle).build(connector(settings)),
             live_proxy: proxied(settings.pool_size),
@@ -289,6 +302,52 @@ impl Upstreams {
             Ok(Ok(response)) => Ok(response),
         }
     }
+
+    /// Send a request to the local model server: `path` is the request target (origin-form). The
+    /// response with its headers read, and the pooled connection to drop once its body has been
+    /// read (None when the request went through hyper-util's client).
+    pub async fn open_local(
+        &self,
+        method: &Method,
+        path: &PathAndQuery,
+        headers: HeaderMap,
+        body: Bytes,
+        deadline: tokio::time::Instant,
+    ) -> Result<(http::Response<Incoming>, Option<Lease>), UpstreamError> {
+        let pool = match &self.local {
+            // CONNECT is sent in authority-form, which hyper-util's client does.
+            Some(pool) if *method != Method::CONNECT => pool,
+            _ => {
+                let url = format!("{}{}", self.local_url, path.as_str());
+                let request = build_request(method, &url, headers, body)?;
+                let response = self.open(false, false, request, deadline).await?;
+                return Ok((response, None));
+            }
+        };
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = method.clone();
+        *request.uri_mut() = Uri::from(path.clone());
+        *request.headers_mut() = headers;
+        let url = || format!("{}{}", self.local_url, path.as_str());
+        match tokio::time::timeout_at(deadline, pool.send(request)).await {
+            Err(_) => Err(UpstreamError {
+                status: 504,
+                message: format!("upstream {} did not answer in time (TimeoutError)", url()),
+                not_sent: false,
+            }),
+            Ok(Err(e)) => Err(UpstreamError {
+                status: 503,
+                message: format!("upstream {} unavailable ({})", url(), describe(&e)),
+                not_sent: e.is_connect(),
+            }),
+            Ok(Ok((response, lease))) => Ok((response, Some(lease))),
+        }
+    }
+
+    /// The local pool, when the local model server has one (tests).
+    pub fn local_pool(&self) -> Option<&LocalPool> {
+        self.local.as_ref()
+    }
 }
 
 enum Either<A, B> {
@@ -341,36 +400,64 @@ mod tests {
 
     /// A keep-alive HTTP/1.1 server that answers every request with 200 and counts connections.
     async fn counting_server() -> (String, Arc<AtomicUsize>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/", listener.local_addr().unwrap());
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
-                    let mut seen = Vec::new();
-                    loop {
-                        let Ok(n) = socket.read(&mut buf).await else {
-                            return;
-                        };
-                        if n == 0 {
-                            return;
-                        }
-                        seen.extend_from_slice(&buf[..n]);
-                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                            seen.drain(..end + 4);
-                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                            if socket.write_all(answer).await.is_err() {
+        let server = TestServer::start(false).await;
+        (format!("{}/", server.url), server.accepted)
+    }
+
+    /// An HTTP/1.1 server answering 200 "ok" to every request: counts connections, keeps the
+    /// request heads it read, and with `close_after_answer` closes each connection right after
+    /// its first answer (without saying so: a broken keep-alive connection).
+    struct TestServer {
+        url: String,
+        accepted: Arc<AtomicUsize>,
+        heads: Arc<std::sync::Mutex<Vec<String>>>,
+    }
+
+    impl TestServer {
+        async fn start(close_after_answer: bool) -> TestServer {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let accepted = Arc::new(AtomicUsize::new(0));
+            let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let (count, seen_heads) = (accepted.clone(), heads.clone());
+            tokio::spawn(async move {
+                while let Ok((mut socket, _)) = listener.accept().await {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let seen_heads = seen_heads.clone();
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 4096];
+                        let mut seen = Vec::new();
+                        loop {
+                            let Ok(n) = socket.read(&mut buf).await else {
+                                return;
+                            };
+                            if n == 0 {
                                 return;
                             }
+                            seen.extend_from_slice(&buf[..n]);
+                            while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                                let head = String::from_utf8_lossy(&seen[..end]).into_owned();
+                                seen_heads.lock().unwrap().push(head);
+                                seen.drain(..end + 4);
+                                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                                if socket.write_all(answer).await.is_err() || close_after_answer {
+                                    return;
+                                }
+                            }
                         }
-                    }
-                });
+                    });
+                }
+            });
+            TestServer {
+                url,
+                accepted,
+                heads,
             }
-        });
-        (url, accepted)
+        }
+
+        fn accepted(&self) -> usize {
+            self.accepted.load(Ordering::SeqCst)
+        }
     }
 
     fn settings(extra: &[(&str, &str)]) -> Settings {
@@ -430,5 +517,168 @@ mod tests {
     fn the_default_pool_idle_timeout_is_below_uvicorns_keep_alive() {
         // uvicorn (BentoML's server) closes a keep-alive connection after 5 s idle.
         assert_eq!(settings(&[]).pool_idle_timeout, Duration::from_secs(4));
+    }
+
+    fn local_settings(upstream: &str, idle_seconds: &str) -> Settings {
+        settings(&[
+            ("MODELDEPLOY_UPSTREAM", upstream),
+            ("MODELDEPLOY_POOL_IDLE_TIMEOUT", idle_seconds),
+        ])
+    }
+
+    async fn local_get(upstreams: &Upstreams, path: &'static str) -> Result<String, UpstreamError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let path = PathAndQuery::from_static(path);
+        let (response, lease) = upstreams
+            .open_local(
+                &Method::GET,
+                &path,
+                HeaderMap::new(),
+                Bytes::new(),
+                deadline,
+            )
+            .await?;
+        assert!(lease.is_some(), "served by the local pool");
+        assert_eq!(response.status(), 200);
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn the_local_pool_reuses_a_connection_within_the_idle_timeout_and_not_after() {
+        let server = TestServer::start(false).await;
+        let upstreams = Upstreams::new(&local_settings(&server.url, "1"));
+        for _ in 0..3 {
+            assert_eq!(local_get(&upstreams, "/p").await.unwrap(), "ok");
+        }
+        assert_eq!(
+            server.accepted(),
+            1,
+            "requests in turn share one connection"
+        );
+        let pool = upstreams
+            .local_pool()
+            .expect("a plain http:// upstream has a pool");
+        assert_eq!(pool.idle_count(), 1);
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(
+            pool.idle_count(),
+            0,
+            "the reaper closed the idle connection"
+        );
+        local_get(&upstreams, "/p").await.unwrap();
+        assert_eq!(server.accepted(), 2, "an idle connection is not reused");
+    }
+
+    #[tokio::test]
+    async fn the_local_pool_does_not_reuse_a_connection_the_server_closed() {
+        let server = TestServer::start(true).await;
+        let upstreams = Upstreams::new(&local_settings(&server.url, "4"));
+        for _ in 0..3 {
+            assert_eq!(local_get(&upstreams, "/p").await.unwrap(), "ok");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(server.accepted(), 3);
+    }
+
+    #[tokio::test]
+    async fn the_local_pool_resends_a_request_a_reused_connection_never_sent() {
+        // The server closes each connection after its answer; the next request, sent at once, may
+        // find the closed connection still in the pool: it must be sent again, not fail.
+        let server = TestServer::start(true).await;
+        let upstreams = Upstreams::new(&local_settings(&server.url, "4"));
+        for _ in 0..20 {
+            assert_eq!(local_get(&upstreams, "/p").await.unwrap(), "ok");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_local_connect_error_is_flagged_not_sent_and_reads_as_the_pooled_clients() {
+        let unused = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", unused.local_addr().unwrap());
+        drop(unused);
+        let upstreams = Upstreams::new(&local_settings(&url, "4"));
+        let err = local_get(&upstreams, "/predict").await.unwrap_err();
+        assert_eq!(err.status, 503);
+        assert!(err.not_sent, "{}", err.message);
+        let request = build_request(
+            &Method::GET,
+            &format!("{url}/predict"),
+            HeaderMap::new(),
+            Bytes::new(),
+        )
+        .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let legacy = upstreams
+            .open(false, false, request, deadline)
+            .await
+            .unwrap_err();
+        assert_eq!(err.message, legacy.message);
+        assert!(
+            err.message.starts_with(&format!(
+                "upstream {url}/predict unavailable (client error (Connect): "
+            )),
+            "{}",
+            err.message
+        );
+    }
+
+    #[tokio::test]
+    async fn the_local_pool_sends_the_request_head_the_pooled_client_sent() {
+        let server = TestServer::start(false).await;
+        let upstreams = Upstreams::new(&local_settings(&server.url, "4"));
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        headers.insert("x-request-id", HeaderValue::from_static("abc"));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let path = PathAndQuery::from_static("/predict?x=1");
+        let body = Bytes::from_static(b"[1]");
+        let (response, _lease) = upstreams
+            .open_local(
+                &Method::POST,
+                &path,
+                headers.clone(),
+                body.clone(),
+                deadline,
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let url = format!("{}/predict?x=1", server.url);
+        let request = build_request(&Method::POST, &url, headers, body).unwrap();
+        let legacy = upstreams
+            .open(false, false, request, deadline)
+            .await
+            .unwrap();
+        assert_eq!(legacy.status(), 200);
+        let heads = server.heads.lock().unwrap().clone();
+        assert_eq!(heads.len(), 2);
+        assert_eq!(heads[0], heads[1]);
+        let port = url.split(':').nth(2).unwrap().split('/').next().unwrap();
+        assert!(
+            heads[0].starts_with("POST /predict?x=1 HTTP/1.1\r\n"),
+            "{}",
+            heads[0]
+        );
+        assert!(
+            heads[0].contains(&format!("host: 127.0.0.1:{port}")),
+            "{}",
+            heads[0]
+        );
+    }
+
+    #[test]
+    fn only_a_plain_http_upstream_gets_the_local_pool() {
+        let pooled = |url: &str| {
+            LocalPool::for_url(url, HttpConnector::new(), Duration::from_secs(4), 8).is_some()
+        };
+        assert!(pooled("http://127.0.0.1:3000"));
+        assert!(pooled("http://localhost"));
+        assert!(!pooled("https://127.0.0.1:3000"));
+        assert!(!pooled("http://127.0.0.1:3000/prefix"));
+        assert!(!pooled("http://user:pw@127.0.0.1:3000"));
     }
 }
