@@ -9,6 +9,7 @@ run alone:
     python -m bench.run                  # all benchmarks
     python -m bench.run --only sidecar   # one section
     python -m bench.run scale soak       # the same, sections named positionally
+    python -m bench.run --only scale --keep /tmp/b   # keep logs and audit logs in /tmp/b
 
 To add a benchmark: write `bench/<name>.py` with TITLE and run(), add it to BENCHMARKS.
 """
@@ -16,6 +17,7 @@ To add a benchmark: write `bench/<name>.py` with TITLE and run(), add it to BENC
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import re
 import sys
@@ -96,6 +98,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS), help="run only these sections")
     parser.add_argument("--out", type=Path, default=DOCUMENT, help=f"document to update (default {DOCUMENT})")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="work in DIR and keep it (logs, audit logs: what a failed run leaves to read); default a "
+        "temporary folder, removed at the end",
+    )
     args = parser.parse_args(argv)
     unknown = [key for key in args.sections if key not in BENCHMARKS]
     if unknown:
@@ -103,7 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     keys = [*args.sections, *(args.only or [])] or list(BENCHMARKS)
     out: Path = args.out
     document = out.read_text() if out.exists() else HEADER
-    with tempfile.TemporaryDirectory(prefix="modeldeploy-bench-") as tmp:
+    with contextlib.ExitStack() as stack:
+        if args.keep is not None:
+            tmp = str(args.keep)
+        else:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="modeldeploy-bench-"))
         for key in keys:
             section = run_one(key, Path(tmp) / key)
             document = merge(document, key, section)
