@@ -153,7 +153,7 @@ def report(m: Measured) -> str:
     rows = targets(m)
     plain_cpu = m.cpu[PLAIN].us_per_request
     lines = [
-        "Sidecars identical but for the table's `dataPath` (as shipped: one runtime worker thread per "
+        "Sidecars identical but for the table's `dataPath` (as shipped: one traffic worker per "
         "CPU), each in front of the same static upstream (nginx answering a fixed JSON body: the "
         "sidecar's own work is all that is measured; on this busy machine a BentoML server saturates "
         "below 100 requests/s and its queue would hide it); POST /predict_proba (3 rows), each sidecar "

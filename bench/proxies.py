@@ -1,13 +1,12 @@
 """The proxies the serving benchmarks compare: nginx (the baseline) and the Rust sidecar.
 
 Worker counts, so the two are compared on the same number of cores: an nginx worker process and
-a sidecar runtime worker thread are the same thing, one event loop serving connections on one
-core. nginx runs `worker_processes N` (plus a master that only supervises); the sidecar runs N
-tokio worker threads (`TOKIO_WORKER_THREADS=N`; unset, one per CPU the process may use, cgroup
-quota included), plus its main thread (waits for SIGTERM) and the prediction log's writer thread
-(idle unless the log is on). With N = 1 the main thread itself is the one event loop (tokio's
-current-thread scheduler). The traffic listener's accept loop is a task on the
-workers, like nginx's accept in its workers.
+a sidecar traffic worker are the same thing, one event loop serving connections on one core,
+accepting from the shared listening socket. nginx runs `worker_processes N` (plus a master that
+only supervises); the sidecar runs N traffic workers (`MODELDEPLOY_WORKERS=N`; unset, one per CPU
+the process may use, cgroup quota included): its main thread (which also runs the metrics port,
+the routing source and the drain) and N - 1 threads named traffic-<i>, each a current-thread
+tokio event loop; plus the prediction log's writer thread (idle unless the log is on).
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from tests.serving.processes import (
 STATIC_BODY = "[[0.98, 0.018, 1.4e-08]]"
 """What the static upstream answers: the iris model's answer to one row."""
 
-WORKER_THREADS_ENV = "TOKIO_WORKER_THREADS"
+WORKER_THREADS_ENV = "MODELDEPLOY_WORKERS"
 
 NGINX_CONF = """
 worker_processes %(workers)d;
@@ -118,7 +117,7 @@ def sidecar_for(
     workers: int | None = None,
 ) -> SidecarProc:
     """A stable sidecar in front of `upstream`, optionally copying every request to `shadow_url`;
-    `workers` runtime worker threads (None: tokio's default, one per CPU). Waits for /healthz."""
+    `workers` traffic workers (None: the default, one per CPU). Waits for /healthz."""
     workdir.mkdir(parents=True, exist_ok=True)
     routing = workdir / "routing.json"
     table = RoutingTable(

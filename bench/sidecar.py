@@ -190,8 +190,8 @@ def rss_mib(sidecar: SidecarProc) -> float:
 
 
 def worker_threads(sidecar: SidecarProc) -> int:
-    """Its runtime's worker threads; none means the current-thread scheduler: 1 (the main thread)."""
-    return max(1, sum(1 for name in thread_names(sidecar.pid) if name == "tokio-rt-worker"))
+    """Its traffic workers: the main thread and one thread named traffic-<i> per further worker."""
+    return 1 + sum(1 for name in thread_names(sidecar.pid) if name.startswith("traffic-"))
 
 
 @dataclass(frozen=True)
@@ -486,7 +486,7 @@ def report(m: Measured) -> str:
         f"of {CEILING_SECONDS} s)",
         "",
         "Same number of workers on each side: nginx `worker_processes N` against the sidecar with N "
-        "runtime worker threads (`TOKIO_WORKER_THREADS=N`; bench/proxies.py). wrk (1 thread) and "
+        "traffic workers (`MODELDEPLOY_WORKERS=N`; bench/proxies.py). wrk (1 thread) and "
         "the static nginx (1 worker) run on the same 2 CPUs, so with 2 workers the proxies compete "
         "with them; compare the two proxies within a row pair.",
         "",

@@ -12,9 +12,15 @@
 //! a request that a reused connection refused before sending it (the server closed it meanwhile)
 //! is sent again on a new connection; a connection that could not be made is a `Connect` error
 //! (the request never left). Errors read as hyper-util's do ("client error (Connect)", ...).
+//!
+//! With several traffic worker threads (server.rs), each keeps its own stack of idle connections:
+//! a connection's task runs on the runtime of the thread that opened it, so a request served by
+//! one thread over another thread's connection would wake that thread twice per request. The
+//! pool size bounds the idle connections of all stacks together.
 
+use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -28,6 +34,20 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 type Sender = SendRequest<Full<Bytes>>;
+
+thread_local! {
+    static WORKER: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Mark the calling thread as traffic worker `index` (0, the default, is the main thread): its
+/// requests take and return connections on the idle stack of that index.
+pub fn set_worker(index: usize) {
+    WORKER.with(|w| w.set(index));
+}
+
+fn worker() -> usize {
+    WORKER.with(Cell::get)
+}
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What went wrong, named as hyper-util's client names it (its `Display` is the same).
@@ -89,52 +109,80 @@ struct Inner {
     host: HeaderValue,
     idle_timeout: Duration,
     max_idle: usize,
-    idle: Mutex<Vec<Idle>>,
+    /// One stack of idle connections per traffic worker.
+    stacks: Vec<Mutex<Vec<Idle>>>,
+    /// Idle connections in all stacks.
+    idle_total: AtomicUsize,
     reaper: AtomicBool,
 }
 
 impl Inner {
-    fn idle(&self) -> MutexGuard<'_, Vec<Idle>> {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    /// The stack of the calling thread's worker.
+    fn stack_index(&self) -> usize {
+        worker() % self.stacks.len()
     }
 
-    /// The most recently used ready connection; closed and expired ones are dropped on the way.
-    fn checkout(&self) -> Option<Sender> {
+    fn stack(&self, index: usize) -> MutexGuard<'_, Vec<Idle>> {
+        self.stacks[index].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn removed(&self, count: usize) {
+        if count > 0 {
+            self.idle_total.fetch_sub(count, Ordering::AcqRel);
+        }
+    }
+
+    /// The most recently used ready connection of `stack`; closed and expired ones are dropped on
+    /// the way.
+    fn checkout(&self, stack: usize) -> Option<Sender> {
         let now = Instant::now();
-        let mut idle = self.idle();
+        let mut idle = self.stack(stack);
         let mut i = idle.len();
+        let mut dropped = 0;
+        let mut found = None;
         while i > 0 {
             i -= 1;
             let entry = &idle[i];
             if entry.sender.is_closed() || now.duration_since(entry.since) > self.idle_timeout {
                 idle.swap_remove(i);
+                dropped += 1;
             } else if entry.sender.is_ready() {
-                return Some(idle.swap_remove(i).sender);
+                found = Some(idle.swap_remove(i).sender);
+                dropped += 1;
+                break;
             }
             // Else still busy with its last response body: it becomes ready or closed.
         }
-        None
+        self.removed(dropped);
+        found
     }
 
-    fn check_in(&self, sender: Sender) {
+    fn check_in(&self, stack: usize, sender: Sender) {
         if sender.is_closed() || self.idle_timeout.is_zero() {
             return;
         }
-        let mut idle = self.idle();
-        if idle.len() < self.max_idle {
+        let mut idle = self.stack(stack);
+        if self.idle_total.fetch_add(1, Ordering::AcqRel) < self.max_idle {
             idle.push(Idle {
                 sender,
                 since: Instant::now(),
             });
+        } else {
+            self.removed(1);
         }
     }
 
     /// Drop (and so close) connections idle for the idle timeout or closed by the server.
     fn reap(&self) {
         let now = Instant::now();
-        self.idle().retain(|entry| {
-            !entry.sender.is_closed() && now.duration_since(entry.since) <= self.idle_timeout
-        });
+        for index in 0..self.stacks.len() {
+            let mut idle = self.stack(index);
+            let before = idle.len();
+            idle.retain(|entry| {
+                !entry.sender.is_closed() && now.duration_since(entry.since) <= self.idle_timeout
+            });
+            self.removed(before - idle.len());
+        }
     }
 }
 
@@ -143,12 +191,13 @@ impl Inner {
 pub struct Lease {
     sender: Option<Sender>,
     pool: Arc<Inner>,
+    stack: usize,
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(sender) = self.sender.take() {
-            self.pool.check_in(sender);
+            self.pool.check_in(self.stack, sender);
         }
     }
 }
@@ -160,12 +209,13 @@ pub struct LocalPool {
 
 impl LocalPool {
     /// A pool for `url` when it is a plain `http://host[:port]` (no path, no user info), else
-    /// None (the caller keeps hyper-util's client for it).
+    /// None (the caller keeps hyper-util's client for it); one idle stack per traffic worker.
     pub fn for_url(
         url: &str,
         connector: HttpConnector,
         idle_timeout: Duration,
         max_idle: usize,
+        workers: usize,
     ) -> Option<LocalPool> {
         let uri: Uri = url.parse().ok()?;
         if uri.scheme_str() != Some("http") {
@@ -195,7 +245,10 @@ impl LocalPool {
             host,
             idle_timeout,
             max_idle,
-            idle: Mutex::new(Vec::new()),
+            stacks: (0..workers.max(1))
+                .map(|_| Mutex::new(Vec::new()))
+                .collect(),
+            idle_total: AtomicUsize::new(0),
             reaper: AtomicBool::new(false),
         });
         Some(LocalPool { inner })
@@ -203,7 +256,9 @@ impl LocalPool {
 
     /// Idle connections kept now (tests).
     pub fn idle_count(&self) -> usize {
-        self.inner.idle().len()
+        (0..self.inner.stacks.len())
+            .map(|i| self.inner.stack(i).len())
+            .sum()
     }
 
     /// Send `request` (origin-form URI); the response with its headers read and the connection it
@@ -216,8 +271,9 @@ impl LocalPool {
             .headers_mut()
             .entry(http::header::HOST)
             .or_insert_with(|| self.inner.host.clone());
+        let stack = self.inner.stack_index();
         loop {
-            let (mut sender, reused) = match self.inner.checkout() {
+            let (mut sender, reused) = match self.inner.checkout(stack) {
                 Some(sender) => (sender, true),
                 None => (self.connect().await?, false),
             };
@@ -226,6 +282,7 @@ impl LocalPool {
                     let lease = Lease {
                         sender: Some(sender),
                         pool: self.inner.clone(),
+                        stack,
                     };
                     return Ok((response, lease));
                 }

@@ -32,14 +32,9 @@ fn main() -> ExitCode {
         }
     };
     log::set_level(settings.log_level);
-    // One worker thread: the main thread is the event loop (tokio's current-thread scheduler, no
-    // work-stealing machinery); more: tokio's multi-thread scheduler, one worker per CPU.
-    let mut builder = if worker_threads(&environ) == Some(1) {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    let runtime = match builder.enable_all().build() {
+    // The main thread's event loop: the first traffic worker, the metrics port, the routing
+    // source, the drain (server::run starts the other traffic workers, one event loop each).
+    let runtime = match server::event_loop() {
         Ok(r) => r,
         Err(e) => {
             modeldeploy_sidecar::error!("modeldeploy.sidecar", "cannot start: {e}");
@@ -56,29 +51,5 @@ fn main() -> ExitCode {
             modeldeploy_sidecar::error!("modeldeploy.sidecar", "cannot start: {e}");
             ExitCode::from(1)
         }
-    }
-}
-
-/// The worker threads tokio's multi-thread runtime would start: `TOKIO_WORKER_THREADS`, else one
-/// per CPU the process may use. None when the variable is not a number (tokio refuses it).
-fn worker_threads(environ: &HashMap<String, String>) -> Option<usize> {
-    match environ.get("TOKIO_WORKER_THREADS") {
-        Some(n) => n.parse().ok(),
-        None => Some(std::thread::available_parallelism().map_or(1, |n| n.get())),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn worker_threads_as_tokio_counts_them() {
-        let env = |v: &str| HashMap::from([("TOKIO_WORKER_THREADS".to_string(), v.to_string())]);
-        assert_eq!(worker_threads(&env("1")), Some(1));
-        assert_eq!(worker_threads(&env("2")), Some(2));
-        assert_eq!(worker_threads(&env("x")), None);
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(worker_threads(&HashMap::new()), Some(cpus));
     }
 }

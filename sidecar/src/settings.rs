@@ -21,6 +21,7 @@ pub struct Settings {
     pub listen_host: String,
     pub port: u16,
     pub metrics_port: u16,
+    pub workers: usize,
     pub backend_overrides: BTreeMap<String, String>,
     pub http_proxy: Option<String>,
     pub max_body_bytes: u64,
@@ -60,6 +61,7 @@ impl Settings {
             "listen_host": self.listen_host,
             "port": self.port,
             "metrics_port": self.metrics_port,
+            "workers": self.workers,
             "backend_overrides": self.backend_overrides,
             "http_proxy": self.http_proxy,
             "max_body_bytes": self.max_body_bytes,
@@ -107,6 +109,10 @@ pub const FIELDS: &[(&str, &str)] = &[
     ("listen_host", "Address to listen on (default 0.0.0.0)."),
     ("port", "Traffic port (default 8080)."),
     ("metrics_port", "Port of /metrics (default 9090)."),
+    (
+        "workers",
+        "Traffic threads, each with its own event loop (default: one per CPU the process may use).",
+    ),
     (
         "backend_overrides",
         "revision -> URL replacing the table's URL (JSON object).",
@@ -384,6 +390,7 @@ pub fn load(argv: &[String], environ: &HashMap<String, String>) -> Loaded {
         .unwrap_or_else(|| "0.0.0.0".to_string());
     let port = raw.int("port", 8080, 1, 65535) as u16;
     let metrics_port = raw.int("metrics_port", 9090, 1, 65535) as u16;
+    let workers = raw.int("workers", default_workers() as i64, 1, MAX_WORKERS) as usize;
     let mut backend_overrides = BTreeMap::new();
     if let Some(text) = raw.text("backend_overrides", false) {
         match serde_json::from_str::<serde_json::Value>(&text) {
@@ -490,6 +497,7 @@ pub fn load(argv: &[String], environ: &HashMap<String, String>) -> Loaded {
         listen_host,
         port,
         metrics_port,
+        workers,
         backend_overrides,
         http_proxy,
         max_body_bytes,
@@ -512,6 +520,13 @@ pub fn load(argv: &[String], environ: &HashMap<String, String>) -> Loaded {
         kubeconfig,
         log_level,
     }))
+}
+
+const MAX_WORKERS: i64 = 1024;
+
+/// One traffic worker per CPU the process may use (its affinity and cgroup CPU quota count).
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Seconds the way Python's `{:g}` prints them (`1.5`, `60`).

@@ -245,6 +245,7 @@ impl Upstreams {
                 connector(settings),
                 idle,
                 settings.pool_size,
+                settings.workers,
             ),
             local_url: settings.upstream.clone(),
             live: builder(settings.pool_size, idle).build(connector(settings)),
@@ -574,6 +575,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn each_worker_reuses_its_own_connections_and_the_pool_size_bounds_them_all() {
+        let server = TestServer::start(false).await;
+        let upstreams = Upstreams::new(&settings(&[
+            ("MODELDEPLOY_UPSTREAM", &server.url),
+            ("MODELDEPLOY_WORKERS", "2"),
+            ("MODELDEPLOY_POOL_SIZE", "1"),
+        ]));
+        let pool = upstreams.local_pool().expect("a pool");
+        local_get(&upstreams, "/p").await.unwrap();
+        assert_eq!((server.accepted(), pool.idle_count()), (1, 1));
+        crate::local_pool::set_worker(1);
+        local_get(&upstreams, "/p").await.unwrap();
+        assert_eq!(
+            server.accepted(),
+            2,
+            "worker 1 does not take worker 0's connection"
+        );
+        assert_eq!(
+            pool.idle_count(),
+            1,
+            "worker 1's connection is closed: the pool already keeps its size"
+        );
+        local_get(&upstreams, "/p").await.unwrap();
+        assert_eq!(server.accepted(), 3);
+        crate::local_pool::set_worker(0);
+        local_get(&upstreams, "/p").await.unwrap();
+        assert_eq!(
+            (server.accepted(), pool.idle_count()),
+            (3, 1),
+            "worker 0 reuses its own"
+        );
+    }
+
+    #[tokio::test]
     async fn the_local_pool_does_not_reuse_a_connection_the_server_closed() {
         let server = TestServer::start(true).await;
         let upstreams = Upstreams::new(&local_settings(&server.url, "4"));
@@ -673,7 +708,7 @@ mod tests {
     #[test]
     fn only_a_plain_http_upstream_gets_the_local_pool() {
         let pooled = |url: &str| {
-            LocalPool::for_url(url, HttpConnector::new(), Duration::from_secs(4), 8).is_some()
+            LocalPool::for_url(url, HttpConnector::new(), Duration::from_secs(4), 8, 1).is_some()
         };
         assert!(pooled("http://127.0.0.1:3000"));
         assert!(pooled("http://localhost"));
