@@ -59,6 +59,8 @@ READY_PERIOD = 2.0
 RESYNC_SECONDS = 30.0  # the operator's default (OperatorSettings.resync_seconds)
 READS = ("get", "list")
 RSS_TARGET_AT = 1000
+# How long the bench follows the rolled-out object before recording that it did not finish.
+ROLLOUT_TIMEOUT = 300.0
 
 
 def sizes() -> list[int]:
@@ -150,7 +152,7 @@ class _Later:
     reconcile_idle: OperatorMetrics
     reconcile_rollout: OperatorMetrics
     rollout_steps: list[Step]
-    rollout_done: float
+    rollout_done: float | None  # None: no new stable revision within ROLLOUT_TIMEOUT
 
 
 def _idle_and_rollout(
@@ -163,7 +165,7 @@ def _idle_and_rollout(
     idle_end_wall, idle_end = time.time(), time.monotonic()
     after_idle = operator_metrics(metrics_port)
     rollout_wall, rollout = time.time(), time.monotonic()
-    steps, rollout_done = follow_rollout(objects, name_of(n // 2), "registry.invalid/iris:2", 300)
+    steps, rollout_done = follow_rollout(objects, name_of(n // 2), "registry.invalid/iris:2", ROLLOUT_TIMEOUT)
     rollout_end_wall, rollout_end = time.time(), time.monotonic()
     after_rollout = operator_metrics(metrics_port)
     return _Later(
@@ -351,8 +353,8 @@ def report(runs: list[ScaleRun], idle_seconds: float) -> str:
         "Services are applied through the operator's own client and thread pool (bench/apiceiling.py); "
         "the operator's requests of the reconcile-all window at those rates (its Service applies at "
         "the Service rate, the rest at the ConfigMap rate) give the time the API server alone needs "
-        "for them, before the controller-manager's own requests for the Deployments. The machine "
-        "was shared with other work (tests of other branches) while this ran.",
+        "for them, before the controller-manager's own requests for the Deployments. The load "
+        "average in the heading says what else the machine ran meanwhile.",
         "",
         "### Reconcile all, idle, resources",
         "",
@@ -393,13 +395,18 @@ def report(runs: list[ScaleRun], idle_seconds: float) -> str:
             lines.append(f"| {r.n} | — | — | — | — | — | — |")
             continue
         first = later.rollout_steps[0].after if later.rollout_steps else float("nan")
+        done = (
+            f"{later.rollout_done:.1f}"
+            if later.rollout_done is not None
+            else f"not within {ROLLOUT_TIMEOUT:.0f}"
+        )
         idle, rollout = later.reconcile_idle, later.reconcile_rollout
         lines.append(
             f"| {r.n} | {idle.reconciles / idle_seconds:.1f} "
             f"| {_ms(idle.quantile(0.5))} / {_ms(idle.quantile(0.99))} "
             f"| {rollout.reconciles:.0f} "
             f"| {_ms(rollout.quantile(0.5))} / {_ms(rollout.quantile(0.99))} "
-            f"| {first:.1f} | {later.rollout_done:.1f} |"
+            f"| {first:.1f} | {done} |"
         )
     lines += [
         "",
