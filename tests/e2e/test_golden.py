@@ -11,7 +11,6 @@ revision hash) passes the gate and is promoted.
 from __future__ import annotations
 
 import json
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -48,23 +47,9 @@ def post(url: str, body: Any) -> Any:
 
 
 def golden_from(env: RealNodeEnv, name: str) -> list[dict[str, Any]]:
-    """Golden requests with the answers the stable revision gives now (once kube-proxy routes its
-    Service: Ready Pods reach kube-proxy's rules a moment later, and until then the ClusterIP
-    refuses connections)."""
+    """Golden requests with the answers the stable revision gives now."""
+    env.wait_routed(name)
     url = env.service_url(name, "/predict_proba")
-
-    def routed() -> bool:
-        try:
-            post(url, {"features": [ROWS["setosa"]]})
-        except ConnectionRefusedError:
-            return False
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, ConnectionRefusedError):
-                return False
-            raise
-        return True
-
-    env.wait(routed, 30, f"kube-proxy to route Service {name}")
     golden = []
     for label, row in ROWS.items():
         body = {"features": [row]}

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -87,16 +86,6 @@ def post(url: str, payload: Any) -> tuple[int, dict[str, str], Any]:
         return response.status, dict(response.headers), json.loads(response.read())
 
 
-def routed(url: str, payload: Any) -> tuple[int, dict[str, str], Any] | None:
-    """`post`, or None while the node refuses the connection (no route to a ready endpoint yet)."""
-    try:
-        return post(url, payload)
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, ConnectionRefusedError):
-            return None
-        raise
-
-
 def token_subject(token: str) -> str:
     payload = token.split(".")[1]
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -145,12 +134,9 @@ def test_a_gpu_model_is_scheduled_on_the_extended_resource_reads_its_volume_and_
     allocatable = env.core.read_node(NODE_NAME).status.allocatable
     assert allocatable[GPU] == "2", allocatable
 
-    # Served through the entry Service (kube-proxy), and the model read the mounted file. kube-proxy
-    # programs the Service's route a moment after the Pod turns Ready (EndpointSlice, then its sync):
-    # until then the node refuses the connection, which is the network converging, not the model.
-    code, headers, answer = env.wait(
-        lambda: routed(env.service_url(name), iris_request(0)[0]), 30, "kube-proxy to route the entry Service"
-    )
+    # Served through the entry Service (kube-proxy), and the model read the mounted file.
+    env.wait_routed(name)
+    code, headers, answer = post(env.service_url(name), iris_request(0)[0])
     assert code == 200 and headers.get("x-modeldeploy-revision") == revision, (code, headers)
     assert answer and all(isinstance(label, str) for label in answer), answer
     code, _, faults = post(env.service_url(name, "/faults"), {})

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -341,8 +342,27 @@ class RealNodeEnv(ModelDeploymentObjects):
         spec = self.core.read_namespaced_service(service, self.namespace).spec
         return f"http://{spec.cluster_ip}:{spec.ports[0].port}{path}"
 
+    def wait_routed(self, service: str, timeout: float = 30.0) -> None:
+        """Until the node routes `service`'s ClusterIP. kube-proxy programs a Service's rules a moment
+        after its Pods turn Ready (EndpointSlice, then its sync); until then the node refuses the
+        connection, which is the network converging, not the model. A TCP connect is the probe, so
+        no request reaches the model or its metrics."""
+        spec = self.core.read_namespaced_service(service, self.namespace).spec
+        address = (spec.cluster_ip, spec.ports[0].port)
+
+        def accepts() -> bool:
+            try:
+                with socket.create_connection(address, timeout=2):
+                    return True
+            except (ConnectionRefusedError, TimeoutError):
+                return False
+
+        self.wait(accepts, timeout, f"kube-proxy to route Service {service} ({address[0]}:{address[1]})")
+
     def start_load(self, name: str, rate: float = 20.0, request: RequestFn = iris_request) -> LoadGenerator:
-        """Steady traffic to ModelDeployment `name`'s entry Service, through kube-proxy (no proxy)."""
+        """Steady traffic to ModelDeployment `name`'s entry Service, through kube-proxy (no proxy),
+        from the moment the node routes it."""
+        self.wait_routed(name)
         load = LoadGenerator(url=self.service_url(name), proxy="", rate=rate, request=request).start()
         self.loads.append(load)
         return load

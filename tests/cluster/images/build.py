@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,6 +139,14 @@ def build_iris(store: buildah.Buildah, work: Path, image: Image) -> None:
         buildah.remove_tree(scratch)
 
 
+def planned(
+    work: Path, out: Path, sidecar_binary: Path | None, names: Collection[str]
+) -> tuple[str, list[Image]]:
+    """The bases' tag and the images `names` as the working tree's sources would build them now."""
+    base_tag = content.content_tag(bases.recipe_text(), buildah.version())
+    return base_tag, plan(work, out, base_tag, sidecar_binary, set(names))
+
+
 def build(
     out: Path = IMAGES,
     bases_dir: Path | None = None,
@@ -152,8 +160,7 @@ def build(
     with locked(out):
         work = Path(tempfile.mkdtemp(prefix="work-", dir=out))
         try:
-            base_tag = content.content_tag(bases.recipe_text(), buildah.version())
-            images = plan(work, out, base_tag, sidecar_binary, set(names))
+            base_tag, images = planned(work, out, sidecar_binary, names)
             missing = [image for image in images if not image.cached]
             if missing:
                 log = out / "build.log"
@@ -197,8 +204,7 @@ def stale(out: Path = IMAGES, sidecar_binary: Path | None = SIDECAR_BINARY, refs
     with locked(out):
         work = Path(tempfile.mkdtemp(prefix="check-", dir=out))
         try:
-            base_tag = content.content_tag(bases.recipe_text(), buildah.version())
-            wanted = plan(work, out, base_tag, sidecar_binary, {"operator", "iris", "sidecar"})
+            _, wanted = planned(work, out, sidecar_binary, {"operator", "iris", "sidecar"})
         finally:
             buildah.remove_tree(work)
     found = {name: str(entry.get("ref", "")) for name, entry in listed.items() if isinstance(entry, dict)}
