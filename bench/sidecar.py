@@ -111,9 +111,13 @@ CHANGES = (
     "and 104 -> 85 µs (the as-shipped sidecar; nginx with 2 workers 48 µs). With 2 worker threads the "
     "sidecar makes 0.6 futex calls per request (strace -c; workers waking each other) where nginx "
     "makes none; the profile is otherwise flat (no function above 2.2% of the samples, malloc and "
-    "free about 7.5%). Candidates for what is still missing: one current-thread runtime per worker, "
-    "each accepting on its own SO_REUSEPORT listener (nginx's model: no wakeups across threads), and "
-    "fewer allocations in hyper's server path."
+    "free about 7.5%). Then (4): one current-thread event loop per traffic worker "
+    "(`MODELDEPLOY_WORKERS`, default one per CPU), all accepting from one listening socket, each with "
+    "its own idle connections to the model server, as nginx's worker processes do, so no request "
+    "wakes another thread; it replaces tokio's multi-thread scheduler. The last run before (4) "
+    "(2026-12-01 06:54 UTC, load average 2.6 to 8.3): 68% of nginx's requests/s with 1 worker each, "
+    "60% with 2, and 115 µs per request as shipped (2 threads; nginx 59 µs); the tables above are "
+    "with (4). Not tried: fewer allocations in hyper's server path (its read buffer, above)."
 )
 
 ALLOCATOR_TRIAL = (
