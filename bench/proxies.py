@@ -33,7 +33,12 @@ STATIC_BODY = "[[0.98, 0.018, 1.4e-08]]"
 
 WORKER_THREADS_ENV = "MODELDEPLOY_WORKERS"
 
+ECHO_MODULE = "/usr/lib/nginx/modules/ngx_http_echo_module.so"
+"""nginx's echo module (Debian's nginx-light depends on it): `echo_sleep` delays an answer on a
+timer, so a slow upstream costs no CPU while it waits."""
+
 NGINX_CONF = """
+%(modules)s
 worker_processes %(workers)d;
 daemon off;
 pid %(dir)s/nginx.pid;
@@ -65,14 +70,27 @@ STATIC_LOCATION = """location / {
       return 200 '%s';
     }"""
 
+DELAYED_STATIC_LOCATION = """location / {
+      default_type application/json;
+      echo_sleep %.3f;
+      echo -n '%s';
+    }"""
 
-def start_nginx(workdir: Path, *, upstream_port: int | None, workers: int = 1) -> tuple[Proc, str]:
+
+def start_nginx(
+    workdir: Path, *, upstream_port: int | None, workers: int = 1, delay_ms: float = 0.0
+) -> tuple[Proc, str]:
     """nginx with `workers` workers: keep-alive reverse proxy to `upstream_port`, or (None) a
-    static JSON server answering STATIC_BODY. Returns the process (the master) and its URL."""
+    static JSON server answering STATIC_BODY, `delay_ms` (whole ms) after each request when given (a timer,
+    no CPU spent waiting). Returns the process (the master) and its URL."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     conf = workdir / "nginx.conf"
-    if upstream_port is None:
+    modules = ""
+    if upstream_port is None and delay_ms > 0:
+        modules = f"load_module {ECHO_MODULE};"
+        upstream_block, location = "", DELAYED_STATIC_LOCATION % (delay_ms / 1000, STATIC_BODY)
+    elif upstream_port is None:
         upstream_block, location = "", STATIC_LOCATION % STATIC_BODY
     else:
         upstream_block = f"upstream model {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}"
@@ -80,6 +98,7 @@ def start_nginx(workdir: Path, *, upstream_port: int | None, workers: int = 1) -
     conf.write_text(
         NGINX_CONF
         % {
+            "modules": modules,
             "workers": workers,
             "dir": workdir,
             "port": port,
@@ -100,7 +119,8 @@ def start_nginx(workdir: Path, *, upstream_port: int | None, workers: int = 1) -
             pass
         time.sleep(0.1)
     proc.stop()
-    raise RuntimeError(f"nginx did not start:\n{(workdir / 'error.log').read_text(errors='replace')}")
+    log_tail = (workdir / "error.log").read_text(errors="replace").splitlines()[-10:]
+    raise RuntimeError("nginx did not start; its error.log ends:\n" + "\n".join(log_tail))
 
 
 def port_of(url: str) -> int:
