@@ -204,3 +204,50 @@ def test_event_of_an_unknown_kind_or_odd_shape_is_ignored() -> None:
     cluster.observe({})
     cluster.observe({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}})
     assert run_now(cluster.list(DEPLOYMENT, NS, model_selector("iris"))) == []
+
+
+def test_cached_answers_leave_out_managed_fields() -> None:
+    api, cluster, _ = setup()
+    owned = modeldeployment()
+    owned["metadata"]["managedFields"] = [{"manager": "modeldeploy-operator", "operation": "Apply"}]
+    api.put(owned)
+    first = run_now(cluster.get(MODELDEPLOYMENT, NS, "iris"))
+    assert first is not None and "managedFields" in first["metadata"], "a read passes the server's answer"
+    cached = run_now(cluster.get(MODELDEPLOYMENT, NS, "iris"))
+    assert cached is not None and "managedFields" not in cached["metadata"]
+    assert cached["spec"] == owned["spec"] and cached["metadata"]["name"] == "iris"
+    assert len(reads(api)) == 1
+
+
+def labelled_deployment(name: str, model: str) -> dict[str, Any]:
+    made = deployment(name)
+    made["metadata"]["labels"][MODEL_LABEL] = model
+    return made
+
+
+def test_a_models_list_holds_its_own_deployments_among_many_models() -> None:
+    api, cluster, _ = setup()
+    for model in ("iris", "wine", "digits"):
+        for revision in ("a", "b"):
+            api.put(labelled_deployment(f"{model}-{revision}", model))
+    for model in ("iris", "wine", "digits"):
+        run_now(cluster.list(DEPLOYMENT, NS, model_selector(model)))
+    cluster.observe(labelled_deployment("wine-c", "wine"))
+    names = [d["metadata"]["name"] for d in run_now(cluster.list(DEPLOYMENT, NS, model_selector("wine")))]
+    assert names == ["wine-a", "wine-b", "wine-c"]
+    assert len(reads(api)) == 3
+
+
+def test_a_deployment_whose_model_label_changes_moves_to_that_models_list() -> None:
+    api, cluster, _ = setup()
+    api.put(labelled_deployment("shared", "iris"))
+    api.put(labelled_deployment("wine-a", "wine"))
+    run_now(cluster.list(DEPLOYMENT, NS, model_selector("iris")))
+    run_now(cluster.list(DEPLOYMENT, NS, model_selector("wine")))
+    relabelled = labelled_deployment("shared", "wine")
+    relabelled["metadata"]["resourceVersion"] = "99"
+    cluster.observe(relabelled)
+    assert run_now(cluster.list(DEPLOYMENT, NS, model_selector("iris"))) == []
+    names = [d["metadata"]["name"] for d in run_now(cluster.list(DEPLOYMENT, NS, model_selector("wine")))]
+    assert names == ["shared", "wine-a"]
+    assert len(reads(api)) == 2

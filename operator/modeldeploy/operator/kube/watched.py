@@ -22,6 +22,11 @@ Rules that keep it as fresh as a read:
   the next reconcile sees the status it just wrote;
 - a deletion (watch event or the operator's own delete) drops the object.
 
+What it keeps stays small and quick to search at 1,000 ModelDeployments: cached objects leave
+out `metadata.managedFields` (server-side apply's field owners, often larger than the rest of a
+Deployment, and never read by the planner), and a list by a model's selector looks only at that
+model's objects (an index by kind, namespace and model label) instead of every cached object.
+
 Idle, a ModelDeployment then costs the API server three reads per `refresh_seconds` instead of
 three per resync (docs/benchmarks.md, operator scale).
 """
@@ -34,7 +39,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from modeldeploy.contract.labels import MANAGED_BY, MANAGED_BY_LABEL, model_selector
+from modeldeploy.contract.labels import MANAGED_BY, MANAGED_BY_LABEL, MODEL_LABEL, model_selector
 from modeldeploy.contract.routing import routing_configmap_name
 from modeldeploy.operator.kube.resources import CONFIGMAP, DEPLOYMENT, MODELDEPLOYMENT, Kind, kind_of
 
@@ -44,6 +49,7 @@ LIST_OMITS = ("apiVersion", "kind")  # a list's items carry neither (the list do
 
 ObjectKey = tuple[str, str, str]  # (kind, namespace, name)
 ReadKey = tuple[str, str, str]  # (kind, namespace, name or "?" + label selector)
+GroupKey = tuple[str, str, str | None]  # (kind, namespace, model label or None)
 
 
 def _newer_or_same(candidate: Mapping[str, Any], current: Mapping[str, Any] | None) -> bool:
@@ -76,6 +82,20 @@ def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
 def _matches(obj: Mapping[str, Any], wanted: Mapping[str, str]) -> bool:
     labels = _labels(obj)
     return all(labels.get(key) == value for key, value in wanted.items())
+
+
+def _group(key: ObjectKey, obj: Mapping[str, Any]) -> GroupKey:
+    return (key[0], key[1], _labels(obj).get(MODEL_LABEL))
+
+
+def _slim_copy(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy without metadata.managedFields."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping) or "managedFields" not in meta:
+        return copy.deepcopy(dict(obj))
+    slim = {k: v for k, v in obj.items() if k != "metadata"}
+    slim["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return copy.deepcopy(slim)
 
 
 def _watched(kind: Kind, obj: Mapping[str, Any]) -> bool:
@@ -125,6 +145,7 @@ class WatchedCluster:
         self.refresh_seconds = refresh_seconds
         self._clock = clock
         self._objects: dict[ObjectKey, dict[str, Any]] = {}
+        self._groups: dict[GroupKey, set[ObjectKey]] = {}  # the index of `_objects` lists use
         self._reads: dict[ReadKey, _Read] = {}
         self.hits = 0
         self.misses = 0
@@ -142,14 +163,30 @@ class WatchedCluster:
             return
         if deleted:
             if _newer_or_same(obj, self._objects.get(key)):
-                self._objects.pop(key, None)
+                self._drop(key)
             return
         if _watched(kind, obj):
             self._store(key, obj)
 
     def _store(self, key: ObjectKey, obj: Mapping[str, Any]) -> None:
-        if _newer_or_same(obj, self._objects.get(key)):
-            self._objects[key] = copy.deepcopy(dict(obj))
+        current = self._objects.get(key)
+        if not _newer_or_same(obj, current):
+            return
+        if current is not None:
+            self._drop(key)
+        self._objects[key] = _slim_copy(obj)
+        self._groups.setdefault(_group(key, obj), set()).add(key)
+
+    def _drop(self, key: ObjectKey) -> None:
+        obj = self._objects.pop(key, None)
+        if obj is None:
+            return
+        group = _group(key, obj)
+        members = self._groups.get(group)
+        if members is not None:
+            members.discard(key)
+            if not members:
+                del self._groups[group]
 
     def _fresh(self, read: ReadKey) -> bool:
         last = self._reads.get(read)
@@ -180,11 +217,11 @@ class WatchedCluster:
         return found
 
     def _cached_items(self, kind: Kind, namespace: str, wanted: Mapping[str, str]) -> list[ObjectKey]:
-        return [
-            key
-            for key, obj in sorted(self._objects.items())
-            if key[0] == kind.kind and key[1] == namespace and _matches(obj, wanted)
-        ]
+        if MODEL_LABEL in wanted:
+            candidates: set[ObjectKey] = self._groups.get((kind.kind, namespace, wanted[MODEL_LABEL]), set())
+        else:
+            candidates = {key for key in self._objects if key[0] == kind.kind and key[1] == namespace}
+        return sorted(key for key in candidates if _matches(self._objects[key], wanted))
 
     async def list(self, kind: Kind, namespace: str, label_selector: str = "") -> list[dict[str, Any]]:
         wanted = _equality_selector(label_selector)
@@ -208,7 +245,7 @@ class WatchedCluster:
         listed = {str(item["metadata"]["name"]) for item in items}
         for key in self._cached_items(kind, namespace, wanted):
             if key[2] not in listed:
-                del self._objects[key]  # gone while no event told us
+                self._drop(key)  # gone while no event told us
         for item in items:
             self._store((kind.kind, namespace, str(item["metadata"]["name"])), item)
         self._remember_read(read)
@@ -225,7 +262,7 @@ class WatchedCluster:
         return result
 
     async def delete(self, kind: Kind, namespace: str, name: str) -> bool:
-        self._objects.pop((kind.kind, namespace, name), None)
+        self._drop((kind.kind, namespace, name))
         return await self.kube.delete(kind, namespace, name)
 
     async def patch(self, kind: Kind, namespace: str, name: str, patch: dict[str, Any]) -> None:
