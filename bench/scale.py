@@ -13,7 +13,10 @@ Pods are made Ready by the harness (tests/support/readiness.py, no serving proce
   duration histogram (modeldeploy_operator_reconcile_duration_seconds, every reconcile of
   every object in that window) as p50/p99;
 - API requests issued by the operator, from the API server's audit log by user agent
-  (bench/apiaudit.py), so the operator's own counting plays no part.
+  (bench/apiaudit.py), so the operator's own counting plays no part;
+- while all are reconciled, the CPU time of every process on the machine's two cores: each
+  control-plane process, the operator, this harness, and the machine's total from /proc/stat,
+  so the report says where the reconcile-all time went.
 
 The issue's targets (#15) are checked per size: all reconciled within 60 s of the last create,
 idle reconcile p99 < 1 s, p99 during the rollout < 250 ms, RSS < 300 MiB at N = 1,000, idle
@@ -36,6 +39,7 @@ from kubernetes import client
 
 from bench.apiaudit import AuditLog, Window, WindowCounts, apiserver_args, count_by_window
 from bench.apiceiling import Ceiling, measure_ceiling
+from bench.proc_cpu import cpu_seconds, tree_cpu_seconds
 from bench.scale_cluster import (
     STEPS,
     Objects,
@@ -85,6 +89,7 @@ class ScaleRun:
     rss_after_all: int
     rss_max: int
     cpu_reconcile_all: float  # CPU seconds per second while reconciling all
+    cpu_by_process: dict[str, float]  # the same, for every process on the machine (and "machine")
     api: dict[str, WindowCounts]
     ceiling: Ceiling  # the API server's write rates, measured before the operator started
     later: _Later | None  # idle period and rollout (None: not all were reconciled)
@@ -111,11 +116,13 @@ def measure(n: int, workdir: Path, idle_seconds: float) -> ScaleRun:
             with ProcSampler(op.proc.pid, period=1.0) as sampler:
                 time.sleep(2.0)
                 rss_before = sampler.samples[-1].rss_bytes
+                cpu_start = cpu_by_process(cluster, op.proc.pid)
                 t0_wall, t0 = time.time(), time.monotonic()
                 objects.create(n, "registry.invalid/iris:1")
                 created_in = time.monotonic() - t0
                 done, succeeded = _wait_for_all(objects, n, wait_seconds(n))
                 end = done if done is not None else time.monotonic()
+                cpu_end = cpu_by_process(cluster, op.proc.pid)
                 end_wall = t0_wall + (end - t0)
                 rss_after_all = sampler.samples[-1].rss_bytes
                 windows = [Window("reconcile all", t0_wall, end_wall)]
@@ -135,11 +142,42 @@ def measure(n: int, workdir: Path, idle_seconds: float) -> ScaleRun:
         rss_after_all=rss_after_all,
         rss_max=sampler.max_rss(),
         cpu_reconcile_all=sampler.cpu_share(t0, end),
+        cpu_by_process={
+            name: (cpu_end[name] - cpu_start[name]) / (end - t0) for name in cpu_start if name in cpu_end
+        },
         api=api_counts,
         ceiling=ceiling,
         later=later,
         operator_errors=errors,
     )
+
+
+MACHINE = "machine"
+
+
+def machine_cpu_seconds() -> float:
+    """Busy CPU time of the whole machine so far (every core; /proc/stat's first line, without
+    idle and iowait)."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        ticks = [int(v) for v in stat.readline().split()[1:]]
+    idle, iowait = ticks[3], ticks[4]
+    return (sum(ticks[:8]) - idle - iowait) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_process(cluster: LocalCluster, operator_pid: int) -> dict[str, float]:
+    """CPU seconds so far of each control-plane process (with its children), the operator, this
+    harness process (the readiness loop, the creating clients, the status polls) and the machine."""
+    pids = {name: proc.pid for name, proc in cluster.processes.items()}
+    pids["operator"] = operator_pid
+    seconds: dict[str, float] = {}
+    for name, pid in pids.items():
+        try:
+            seconds[name] = tree_cpu_seconds(pid)
+        except FileNotFoundError:
+            continue
+    seconds["harness"] = cpu_seconds(os.getpid())  # not its tree: the cluster runs below it
+    seconds[MACHINE] = machine_cpu_seconds()
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -321,6 +359,13 @@ def api_floor(r: ScaleRun) -> str:
     )
 
 
+def cpu_breakdown(r: ScaleRun) -> str:
+    shares = {name: share for name, share in r.cpu_by_process.items() if name != MACHINE}
+    listed = ", ".join(f"{name} {share:.0%}" for name, share in sorted(shares.items(), key=lambda kv: -kv[1]))
+    machine = r.cpu_by_process.get(MACHINE)
+    return listed if machine is None else f"{listed}; the whole machine {machine:.0%}"
+
+
 def _per_second(r: ScaleRun, window: str, digits: int) -> str:
     counts = r.api.get(window)
     return "—" if counts is None else f"{counts.per_second:.{digits}f}"
@@ -382,6 +427,11 @@ def report(runs: list[ScaleRun], idle_seconds: float) -> str:
         "",
         "CPU is the operator's user + system time per wall second (100% = one core).",
         "",
+        f"CPU while all are reconciled, by process (per wall second, 100% = one core; the machine has "
+        f"{os.cpu_count()}):",
+        "",
+        *[f"- N = {r.n}: {cpu_breakdown(r)}" for r in runs],
+        "",
         "### Reconcile latency",
         "",
         "| N | reconciles/s idle | reconcile p50 / p99 idle (ms) | reconciles during rollout "
@@ -431,7 +481,7 @@ def report(runs: list[ScaleRun], idle_seconds: float) -> str:
         lines.append(f"| {r.n} | {timeline} |")
     lines += ["", "### Operator API requests by call (per second)", ""]
     for r in runs:
-        for window in ("reconcile all", "idle"):
+        for window in ("reconcile all", "idle", "rollout"):
             if window in r.api:
                 lines.append(f"- N = {r.n}, {window}: {r.api[window].top(8)}")
     for r in runs:

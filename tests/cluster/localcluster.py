@@ -443,8 +443,13 @@ def harness_stages(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def fake_node_manifest() -> dict[str, Any]:
-    """One Node that KWOK manages (it heartbeats it and marks its Pods Running/Ready)."""
-    capacity = {"cpu": "64", "memory": "256Gi", "pods": "1000"}
+    """One Node that KWOK manages (it heartbeats it and marks its Pods Running/Ready).
+
+    Its capacity is above what the scale benchmark runs at once: 1,000 model Pods plus a
+    rollout's new revision, each sidecar requesting 50m CPU and 64Mi. With room for exactly
+    1,000 Pods the rolled-out revision's Pod stayed Pending and the N=1,000 rollout never left
+    its first step."""
+    capacity = {"cpu": "256", "memory": "1Ti", "pods": "5000"}
     return {
         "apiVersion": "v1",
         "kind": "Node",
