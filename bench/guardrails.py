@@ -123,8 +123,6 @@ def run(workdir: Path) -> str:
         sidecars: dict[str, SidecarProc] = {}
         for i, (name, data_path) in enumerate(variants(workdir / "logs").items()):
             sidecars[name] = sidecar_for(workdir / f"sidecar-{i}", static_url, procs, None, data_path)
-        for sidecar in sidecars.values():
-            sidecar.wait_http(sidecar.url + "/healthz", 20)
         latency = measure_latency(sidecars, LATENCY_RATE)
         cpu = measure_cpu(sidecars, write_script(workdir / "paced.lua", IRIS_ROWS, pause_ms=PAUSE_MS))
         written = {name: s.metric("modeldeploy_prediction_log_lines_total") for name, s in sidecars.items()}

@@ -19,6 +19,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15)
 
 
+def machine_cpu_seconds() -> float:
+    """Busy CPU time of the whole machine so far, every core (/proc/stat's first line: user, nice,
+    system, irq, softirq and steal; not idle or iowait)."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        ticks = [int(v) for v in stat.readline().split()[1:]]
+    idle, iowait = ticks[3], ticks[4]
+    return (sum(ticks[:8]) - idle - iowait) / CLOCK_TICKS
+
+
 def descendants(pid: int) -> list[int]:
     """`pid` and every process below it (from /proc/<pid>/task/<tid>/children)."""
     found = [pid]

@@ -39,7 +39,7 @@ from kubernetes import client
 
 from bench.apiaudit import AuditLog, Window, WindowCounts, apiserver_args, count_by_window
 from bench.apiceiling import Ceiling, measure_ceiling
-from bench.proc_cpu import cpu_seconds, tree_cpu_seconds
+from bench.proc_cpu import cpu_seconds, machine_cpu_seconds, tree_cpu_seconds
 from bench.scale_cluster import (
     STEPS,
     Objects,
@@ -153,15 +153,6 @@ def measure(n: int, workdir: Path, idle_seconds: float) -> ScaleRun:
 
 
 MACHINE = "machine"
-
-
-def machine_cpu_seconds() -> float:
-    """Busy CPU time of the whole machine so far (every core; /proc/stat's first line, without
-    idle and iowait)."""
-    with open("/proc/stat", encoding="ascii") as stat:
-        ticks = [int(v) for v in stat.readline().split()[1:]]
-    idle, iowait = ticks[3], ticks[4]
-    return (sum(ticks[:8]) - idle - iowait) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_by_process(cluster: LocalCluster, operator_pid: int) -> dict[str, float]:

@@ -266,7 +266,6 @@ def measure(
         nginx_static[workers] = (procs.add(proc), url)
 
     plain = sidecar_for(workdir / "plain", static_url, procs)
-    plain.wait_http(plain.url + "/healthz", 20)
     time.sleep(1.0)
     rss_idle = rss_mib(plain)  # started, table loaded, no request yet
     shipped_workers = worker_threads(plain)
@@ -281,8 +280,6 @@ def measure(
         for workers in WORKER_COUNTS
     }
     shipped_static = sidecar_for(workdir / "static-shipped", static_url, procs)
-    for sidecar in (*mirrored.values(), *on_static.values(), shipped_static, model_sidecar):
-        sidecar.wait_http(sidecar.url + "/healthz", 20)
 
     on_static_paths = {
         "static upstream direct": static_url,
@@ -315,7 +312,6 @@ def measure(
     slow, slow_url = start_nginx(workdir / "slow-shadow", upstream_port=None, delay_ms=slow_ms)
     procs.add(slow)
     mirrored["slow"] = sidecar_for(workdir / "mirrored-slow", static_url, procs, slow_url)
-    mirrored["slow"].wait_http(mirrored["slow"].url + "/healthz", 20)
     shadow_paths = {
         "no shadow": plain.url,
         "100% shadow to a second BentoML": mirrored["healthy"].url,
